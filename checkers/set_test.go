@@ -1,0 +1,121 @@
+package checkers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jepsen-go/jepsen/history"
+)
+
+func add(p int, key string, v int, outcome history.Type) []history.Op {
+	i := inv(p, "add", key, v)
+	if outcome == "" {
+		return []history.Op{i} // never completes
+	}
+	c := history.Op{Type: outcome, Process: history.Client(p), F: "add", Key: key, Value: val(v)}
+	if outcome == history.Fail {
+		c.Error = history.ErrUnavailable
+	}
+	return []history.Op{i, c}
+}
+
+func finalRead(p int, key string, v any) []history.Op { return r(p, key, v) }
+
+func failedRead(p int, key string) []history.Op {
+	return []history.Op{inv(p, "read", key, nil), fail(p, "read", key, nil, history.ErrUnavailable)}
+}
+
+func TestSet(t *testing.T) {
+	type counts struct{ attempted, acked, lost, unexpected, recovered, corrupted, neverRead int }
+	tests := []struct {
+		name string
+		ops  []history.Op
+		want Validity
+		c    counts
+		says string // part of the first listed element's explanation
+	}{
+		{"all acknowledged adds survive", cat(
+			add(1, "s1", 1, history.OK), add(2, "s2", 2, history.OK),
+			finalRead(3, "s1", 1), finalRead(3, "s2", 2)), Valid,
+			counts{attempted: 2, acked: 2}, ""},
+		{"lost: acknowledged, absent at the end", cat(
+			add(1, "s1", 1, history.OK), add(2, "s2", 2, history.OK),
+			finalRead(3, "s1", 1), finalRead(3, "s2", nil)), Invalid,
+			counts{attempted: 2, acked: 2, lost: 1}, "add of 2 (key s2) by process 2 was acknowledged"},
+		{"lost: the last successful read decides", cat(
+			add(1, "s1", 1, history.OK), finalRead(3, "s1", 1), failedRead(3, "s1"), finalRead(3, "s1", nil), failedRead(4, "s1")), Invalid,
+			counts{attempted: 1, acked: 1, lost: 1}, "found it absent"},
+		{"not lost: absent first, present at the end", cat(
+			add(1, "s1", 1, history.OK), finalRead(3, "s1", nil), finalRead(3, "s1", 1)), Valid,
+			counts{attempted: 1, acked: 1}, ""},
+		{"unexpected: failed add present", cat(
+			add(1, "s1", 1, history.Fail), finalRead(3, "s1", 1)), Invalid,
+			counts{attempted: 1, unexpected: 1}, "failed at"},
+		{"failed add absent is fine", cat(
+			add(1, "s1", 1, history.Fail), finalRead(3, "s1", nil)), Valid,
+			counts{attempted: 1}, ""},
+		{"unexpected: never added, present", cat(
+			add(1, "s1", 1, history.OK), finalRead(3, "s1", 1), finalRead(3, "s9", 9)), Invalid,
+			counts{attempted: 1, acked: 1, unexpected: 1}, "no add of s9 was ever invoked"},
+		{"recovered: info add present", cat(
+			add(1, "s1", 1, history.Info), add(2, "s2", 2, ""), finalRead(3, "s1", 1), finalRead(3, "s2", 2)), Valid,
+			counts{attempted: 2, recovered: 2}, ""},
+		{"info add absent is fine", cat(
+			add(1, "s1", 1, history.Info), finalRead(3, "s1", nil)), Valid,
+			counts{attempted: 1}, ""},
+		{"corrupted: read a value nobody added", cat(
+			add(1, "s1", 1, history.OK), finalRead(3, "s1", 5)), Invalid,
+			counts{attempted: 1, acked: 1, corrupted: 1}, "returned 5"},
+		{"acknowledged never read: unknown", cat(
+			add(1, "s1", 1, history.OK), add(2, "s2", 2, history.OK), finalRead(3, "s1", 1), failedRead(3, "s2")), Unknown,
+			counts{attempted: 2, acked: 2, neverRead: 1}, ""},
+		{"failed add never read: valid", cat(
+			add(1, "s1", 1, history.OK), add(2, "s2", 2, history.Fail), finalRead(3, "s1", 1)), Valid,
+			counts{attempted: 2, acked: 1, neverRead: 1}, ""},
+		{"lost beats unknown", cat(
+			add(1, "s1", 1, history.OK), add(2, "s2", 2, history.OK), finalRead(3, "s1", nil)), Invalid,
+			counts{attempted: 2, acked: 2, lost: 1, neverRead: 1}, ""},
+		{"nemesis ops ignored", cat(
+			nem(history.Invoke, "kill", "n1"), add(1, "s1", 1, history.OK), nem(history.Info, "kill", "n1"), finalRead(3, "s1", 1)), Valid,
+			counts{attempted: 1, acked: 1}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := Check(context.Background(), tc.ops, Options{})
+			if res.Workload != WorkloadSet || res.Set == nil {
+				t.Fatalf("workload %q, set %v", res.Workload, res.Set)
+			}
+			s := res.Set
+			if res.Valid != tc.want || s.Valid != tc.want {
+				t.Errorf("verdict %s, want %s: %s", res.Valid, tc.want, s.Explanation)
+			}
+			got := counts{s.Attempted, s.Acknowledged, s.Lost, s.Unexpected, s.Recovered, s.Corrupted, s.NeverRead}
+			if got != tc.c {
+				t.Errorf("counts %+v, want %+v", got, tc.c)
+			}
+			if tc.says != "" {
+				var all []SetElement
+				all = append(append(append(all, s.LostElements...), s.UnexpectedElements...), s.CorruptedElements...)
+				if len(all) == 0 || !strings.Contains(all[0].Explanation, tc.says) {
+					t.Errorf("explanation %v does not say %q", all, tc.says)
+				}
+			}
+		})
+	}
+}
+
+func TestSetListsCapped(t *testing.T) {
+	var parts []any
+	for i := range MaxSetElements + 50 {
+		parts = append(parts, add(i, fmt.Sprintf("s%d", i), i, history.OK))
+	}
+	for i := range MaxSetElements + 50 {
+		parts = append(parts, finalRead(1000, fmt.Sprintf("s%d", i), nil))
+	}
+	res := Check(context.Background(), cat(parts...), Options{Workload: WorkloadSet})
+	if res.Set.Lost != MaxSetElements+50 || len(res.Set.LostElements) != MaxSetElements {
+		t.Errorf("lost %d, listed %d", res.Set.Lost, len(res.Set.LostElements))
+	}
+}

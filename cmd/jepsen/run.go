@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/jepsen-go/jepsen/checkers"
+	"github.com/jepsen-go/jepsen/harness"
+	"github.com/jepsen-go/jepsen/nemesis"
+	"github.com/jepsen-go/jepsen/reports"
+	"github.com/jepsen-go/jepsen/targets"
+	"github.com/jepsen-go/jepsen/workloads"
+)
+
+func newRunCmd() *cobra.Command {
+	var (
+		cfg     harness.Config
+		seed    int64
+		runs    int
+		envVals []string
+		junit   string
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Test a store: start its nodes, run clients under faults, check the history",
+		Long: `Run one test of a key-value store.
+
+jepsen builds the target (a directory with a jepsen.yaml), starts its nodes
+n1..nN in Docker containers on a private network, runs --concurrency client
+threads against them for --time-limit while the nemesis injects faults, then
+heals the cluster, checks the recorded history for linearizability (register
+workload) or lost writes (set workload), and writes everything to
+store/<target>/<time>/ (store/latest points at the newest run).
+
+Without --target it tests the reference Raft store carried inside jepsen
+itself; --env RAFTKV_BUG=<name> switches on one of its deliberate bugs
+(stale-read, early-ack, racy-cas, no-fsync) to see a violation found.
+
+Exit codes: 0 valid, 1 invalid (a violation was found), 2 trouble (no
+verdict), 3 unknown (the checker ran out of time), 130 interrupted.`,
+		Example: `  jepsen run                                   # the reference store, 30 s, no faults
+  jepsen run --target ./mykv --nemesis partition
+  jepsen run --env RAFTKV_BUG=racy-cas --time-limit 20s
+  jepsen run --workload set --nemesis kill,pause --runs 5`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runs < 1 {
+				return withCode(exitTrouble, fmt.Errorf("--runs must be at least 1, got %d", runs))
+			}
+			for _, kv := range envVals {
+				if err := targets.CheckEnv(kv); err != nil {
+					return withCode(exitTrouble, fmt.Errorf("--env: %w", err))
+				}
+			}
+			cfg.Env = envVals
+			if !cmd.Flags().Changed("seed") {
+				seed = int64(rand.Uint32())
+			}
+			if seed < 0 {
+				return withCode(exitTrouble, fmt.Errorf("--seed must not be negative, got %d", seed))
+			}
+			cfg.Progress = cmd.ErrOrStderr()
+			if f, ok := cfg.Progress.(*os.File); ok {
+				cfg.Terminal = term.IsTerminal(int(f.Fd()))
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runMany(ctx, cmd.OutOrStdout(), cfg, uint64(seed), runs, junit)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.TargetDir, "target", "", "directory holding the store's jepsen.yaml (default: the reference Raft store built into jepsen)")
+	f.StringVar(&cfg.Workload, "workload", workloads.Register, "what clients do: register (read/write/cas, checked for linearizability) or set (unique adds, checked for lost writes)")
+	f.StringVar(&cfg.Nemesis, "nemesis", "none", "faults to inject, comma-separated: partition, kill, pause, packet, clock; or none")
+	f.DurationVar(&cfg.NemesisInterval, "nemesis-interval", harness.DefaultNemesisInterval, "time between a fault and its healing, and between healing and the next fault")
+	f.DurationVar(&cfg.ClockMax, "clock-max", nemesis.DefaultClockMax, "clock nemesis: largest clock offset, forward or back")
+	f.IntVar(&cfg.Nodes, "nodes", 0, "number of nodes (default: the target's nodes, 5 for the reference store)")
+	f.IntVar(&cfg.Concurrency, "concurrency", 0, "client threads (default: 2 per node)")
+	f.Float64Var(&cfg.Rate, "rate", 0, "total ops per second across all clients; 0 = as fast as they can go")
+	f.DurationVar(&cfg.TimeLimit, "time-limit", harness.DefaultTimeLimit, "how long clients run before the final phase")
+	f.Int64Var(&seed, "seed", 0, "seed of the op sequence and fault schedule (default: random, printed at start)")
+	f.StringVar(&cfg.Store, "store", "store", "directory where runs are written")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics during the run at HOST:PORT (loopback when HOST is empty), e.g. 127.0.0.1:9464")
+	f.StringArrayVar(&envVals, "env", nil, "KEY=VALUE given to every node's environment (repeatable), e.g. RAFTKV_BUG=stale-read")
+	f.DurationVar(&cfg.OpTimeout, "op-timeout", harness.DefaultOpTimeout, "deadline of one operation; past it the op is recorded as info (outcome unknown)")
+	f.IntVar(&cfg.OpsPerKey, "ops-per-key", harness.DefaultOpsPerKey, "register workload: retire a key after this many ops, to keep each key's history quick to check")
+	f.DurationVar(&cfg.Recovery, "recovery", harness.DefaultRecovery, "after healing, how long the cluster may settle before the final reads (set workload)")
+	f.DurationVar(&cfg.CheckTimeout, "check-timeout", checkers.DefaultTimeout, "time budget of the checker; keys it cannot decide are unknown (exit 3)")
+	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 30*time.Second, "how long each node may take to answer its ready path")
+	f.IntVar(&runs, "runs", 1, "repeat the test this many times with fresh seeds, stopping at the first invalid run")
+	f.StringVar(&junit, "junit", "", "also write the verdict as JUnit XML to this file, for CI systems to display")
+	return cmd
+}
+
+// runMany performs up to n runs and returns the exit error of the last one.
+func runMany(ctx context.Context, out io.Writer, cfg harness.Config, seed uint64, n int, junit string) error {
+	passed := 0
+	var last *harness.Outcome
+	for i := 0; i < n; i++ {
+		c := cfg
+		c.Seed = seed + uint64(i)
+		c.Command = reproduceCommand(c)
+		if n > 1 {
+			fmt.Fprintf(cfg.Progress, "jepsen: run %d of %d\n", i+1, n)
+		}
+		o, err := harness.Run(ctx, c)
+		if err != nil {
+			if errors.Is(err, harness.ErrInterrupted) {
+				return withCode(exitInterrupted, errors.New("interrupted; the cluster was torn down"))
+			}
+			return withCode(exitTrouble, err)
+		}
+		last = o
+		printSummary(out, o.Result, o.Dir)
+		if o.Report != "" {
+			fmt.Fprintf(out, "  report: %s\n", o.Report)
+		}
+		fmt.Fprintf(out, "Reproduce: %s\n", c.Command)
+		if o.Result.Valid != checkers.Valid {
+			break
+		}
+		passed++
+	}
+	if n > 1 {
+		fmt.Fprintf(out, "%d of %d runs passed\n", passed, n)
+	}
+	if junit != "" {
+		if err := reports.WriteJUnit(junit, last.Result, "jepsen "+last.Result.Workload); err != nil {
+			return withCode(exitTrouble, fmt.Errorf("--junit: %w", err))
+		}
+	}
+	return verdictExit(last.Result)
+}
+
+// verdictExit maps a checker result to the command's exit.
+func verdictExit(res *checkers.Result) error {
+	if res.Error != "" {
+		return withCode(exitTrouble, errors.New(res.Error))
+	}
+	switch res.Valid {
+	case checkers.Valid:
+		return nil
+	case checkers.Invalid:
+		return withCode(exitInvalid, nil)
+	}
+	return withCode(exitUnknown, nil)
+}
+
+// reproduceCommand is the command line that repeats a run exactly.
+func reproduceCommand(c harness.Config) string {
+	args := []string{"jepsen", "run"}
+	if c.TargetDir != "" {
+		args = append(args, "--target", shellQuote(c.TargetDir))
+	}
+	args = append(args, "--workload", c.Workload, "--nemesis", c.Nemesis,
+		"--time-limit", c.TimeLimit.String(), "--seed", fmt.Sprint(c.Seed))
+	if c.Nemesis != "none" && c.NemesisInterval != harness.DefaultNemesisInterval {
+		args = append(args, "--nemesis-interval", c.NemesisInterval.String())
+	}
+	if strings.Contains(c.Nemesis, "clock") && c.ClockMax != nemesis.DefaultClockMax {
+		args = append(args, "--clock-max", c.ClockMax.String())
+	}
+	if c.Nodes > 0 {
+		args = append(args, "--nodes", fmt.Sprint(c.Nodes))
+	}
+	if c.Concurrency > 0 {
+		args = append(args, "--concurrency", fmt.Sprint(c.Concurrency))
+	}
+	if c.Rate > 0 {
+		args = append(args, "--rate", fmt.Sprint(c.Rate))
+	}
+	if c.OpsPerKey != harness.DefaultOpsPerKey {
+		args = append(args, "--ops-per-key", fmt.Sprint(c.OpsPerKey))
+	}
+	for _, e := range c.Env {
+		args = append(args, "--env", shellQuote(e))
+	}
+	return strings.Join(args, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == '.' || r == '_' || r == '-' || r == '=' || r == ',' || r == ':' ||
+			(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9'))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

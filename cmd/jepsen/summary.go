@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jepsen-go/jepsen/checkers"
+)
+
+// verdictSentence says the verdict in one line a learner understands.
+func verdictSentence(res *checkers.Result) string {
+	switch res.Valid {
+	case checkers.Valid:
+		if res.Workload == "set" {
+			return "VALID: every acknowledged write was still there at the end, and nothing that failed appeared."
+		}
+		return "VALID: every operation fits some single order consistent with real time (linearizable)."
+	case checkers.Invalid:
+		if res.Workload == "set" {
+			return "INVALID: the store lost acknowledged writes or kept writes it said had failed."
+		}
+		return "INVALID: the store is not linearizable: some operations saw results no single order could produce."
+	}
+	return "UNKNOWN: the checker could not decide within its time budget (try a larger --timeout)."
+}
+
+func printSetSummary(w io.Writer, s *checkers.SetResult) {
+	fmt.Fprintf(w, "  adds: %d attempted, %d acknowledged, %d failed, %d unknown outcome\n",
+		s.Attempted, s.Acknowledged, s.Failed, s.Indeterminate)
+	fmt.Fprintf(w, "  lost %d, unexpected %d, recovered %d, never read %d\n", s.Lost, s.Unexpected, s.Recovered, s.NeverRead)
+	if s.Explanation != "" {
+		fmt.Fprintf(w, "  %s\n", s.Explanation)
+	}
+	list := func(name string, els []checkers.SetElement, total int) {
+		if total == 0 {
+			return
+		}
+		keys := make([]string, 0, 10)
+		for i, e := range els {
+			if i == 10 {
+				break
+			}
+			keys = append(keys, e.Key)
+		}
+		more := ""
+		if total > len(keys) {
+			more = fmt.Sprintf(" and %d more", total-len(keys))
+		}
+		fmt.Fprintf(w, "  ✗ %s: %s%s\n", name, strings.Join(keys, ", "), more)
+	}
+	list("lost", s.LostElements, s.Lost)
+	list("unexpected", s.UnexpectedElements, s.Unexpected)
+	list("corrupted", s.CorruptedElements, s.Corrupted)
+}

@@ -1,0 +1,237 @@
+// Package agent keeps one helper container, an agent, beside each node of
+// a cluster and runs commands in it. The fault agents share it: the
+// network one (harness/netfault) joins a node's network namespace, the
+// clock one (harness/clockfault) its PID namespace. An agent runs the
+// jepsen binary's agent subcommand with "serve"; each command is an exec of
+// the same subcommand in it.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jepsen-go/jepsen/harness/docker"
+)
+
+// Cluster is what a Pool needs from the cluster. *docker.Cluster satisfies
+// it.
+type Cluster interface {
+	RunSidecar(ctx context.Context, node string, s docker.Sidecar) (string, error)
+	Exec(ctx context.Context, containerID string, cmd []string) ([]byte, error)
+	RemoveContainer(ctx context.Context, id string) error
+}
+
+// Config describes the agents of a Pool.
+type Config struct {
+	// Name names the agents' containers and prefixes errors: "netfault".
+	Name string
+	// Image holds the agent binary (docker.SelfImage).
+	Image string
+	// Command is the agent subcommand, e.g. /jepsen netfault; "serve"
+	// starts an agent, other arguments are its commands.
+	Command []string
+	// CapAdd are the capabilities an agent needs, e.g. NET_ADMIN.
+	CapAdd []string
+	// SharePID also joins the node's PID namespace.
+	SharePID bool
+	// Logf receives a line when a stale agent cannot be removed; nil
+	// discards.
+	Logf func(format string, args ...any)
+}
+
+// RefusedError is an agent's refusal: it ran and exited 2 with a message
+// (a rule it cannot install, a process it cannot trace). Trying again
+// would not help.
+type RefusedError struct {
+	Node   string
+	Output string
+}
+
+func (e *RefusedError) Error() string { return e.Node + ": " + e.Output }
+
+// Pool runs one agent per node, started on first use. Commands on one node
+// are serialised; different nodes proceed in parallel. It is safe for
+// concurrent use.
+type Pool struct {
+	c   Cluster
+	cfg Config
+
+	mu     sync.Mutex
+	ids    map[string]string // node -> agent container id
+	nodeMu map[string]*sync.Mutex
+	closed bool
+}
+
+// New returns a pool of agents described by cfg on c.
+func New(c Cluster, cfg Config) *Pool {
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	return &Pool{c: c, cfg: cfg, ids: map[string]string{}, nodeMu: map[string]*sync.Mutex{}}
+}
+
+func (p *Pool) lockNode(node string) func() {
+	p.mu.Lock()
+	m, ok := p.nodeMu[node]
+	if !ok {
+		m = &sync.Mutex{}
+		p.nodeMu[node] = m
+	}
+	p.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// ID returns the container id of node's agent, if it runs.
+func (p *Pool) ID(node string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id, ok := p.ids[node]
+	return id, ok
+}
+
+// Running returns the nodes that have an agent, sorted.
+func (p *Pool) Running() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	nodes := make([]string, 0, len(p.ids))
+	for n := range p.ids {
+		nodes = append(nodes, n)
+	}
+	slices.Sort(nodes)
+	return nodes
+}
+
+// Start starts node's agent if it does not run yet.
+func (p *Pool) Start(ctx context.Context, node string) error {
+	defer p.lockNode(node)()
+	_, err := p.start(ctx, node)
+	return err
+}
+
+// start returns node's agent, starting it; the node's lock is held.
+func (p *Pool) start(ctx context.Context, node string) (string, error) {
+	p.mu.Lock()
+	id, ok := p.ids[node]
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return "", fmt.Errorf("%s %s: closed", p.cfg.Name, node)
+	}
+	if ok {
+		return id, nil
+	}
+	if p.cfg.Image == "" {
+		return "", fmt.Errorf("%s %s: no agent image configured", p.cfg.Name, node)
+	}
+	id, err := p.c.RunSidecar(ctx, node, docker.Sidecar{
+		Name:     fmt.Sprintf("%s-%d", p.cfg.Name, time.Now().UnixNano()%1e9),
+		Image:    p.cfg.Image,
+		Cmd:      append(slices.Clone(p.cfg.Command), "serve"),
+		CapAdd:   p.cfg.CapAdd,
+		SharePID: p.cfg.SharePID,
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s %s: start agent: %w", p.cfg.Name, node, err)
+	}
+	p.mu.Lock()
+	p.ids[node] = id
+	p.mu.Unlock()
+	return id, nil
+}
+
+// Exec runs the agent command args on node, starting its agent if needed.
+// If the exec fails for another reason than a refusal (the agent's
+// container is gone, say), it starts a fresh agent and tries once more. It
+// returns the command's output and the id of the agent that ran it.
+func (p *Pool) Exec(ctx context.Context, node string, args ...string) ([]byte, string, error) {
+	defer p.lockNode(node)()
+	cmd := append(slices.Clone(p.cfg.Command), args...)
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		var id string
+		if id, err = p.start(ctx, node); err != nil {
+			return nil, "", err
+		}
+		var out []byte
+		if out, err = p.c.Exec(ctx, id, cmd); err == nil {
+			return out, id, nil
+		}
+		var ee *docker.ExecError
+		if errors.As(err, &ee) && ee.ExitCode == 2 && len(out) > 0 {
+			return out, id, &RefusedError{Node: node, Output: Trim(out)}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		p.drop(ctx, node, id)
+	}
+	return nil, "", fmt.Errorf("%s %s: %w", p.cfg.Name, node, err)
+}
+
+// Drop removes node's agent: after a node restarts, its agent is in the
+// old namespaces and useless. The next Exec starts a fresh one.
+func (p *Pool) Drop(ctx context.Context, node string) {
+	defer p.lockNode(node)()
+	if id, ok := p.ID(node); ok {
+		p.drop(ctx, node, id)
+	}
+}
+
+// drop forgets and removes agent id of node; the node's lock is held.
+func (p *Pool) drop(ctx context.Context, node, id string) {
+	p.mu.Lock()
+	if p.ids[node] == id {
+		delete(p.ids, node)
+	}
+	p.mu.Unlock()
+	if err := p.c.RemoveContainer(context.WithoutCancel(ctx), id); err != nil {
+		p.cfg.Logf("%s %s: remove stale agent: %v", p.cfg.Name, node, err)
+	}
+}
+
+// Close removes every agent; later calls fail. It is safe to call more
+// than once.
+func (p *Pool) Close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	ids := p.ids
+	p.ids = map[string]string{}
+	p.mu.Unlock()
+	var errs []error
+	for n, id := range ids {
+		if err := p.c.RemoveContainer(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: remove agent: %w", p.cfg.Name, n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Each runs f for every node concurrently and joins the errors.
+func Each(ctx context.Context, nodes []string, f func(context.Context, string) error) error {
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(ctx, n)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Trim shortens an agent's output for an error message.
+func Trim(b []byte) string {
+	s := strings.TrimRight(string(b), "\n ")
+	if len(s) > 500 {
+		s = s[:500] + "..."
+	}
+	return s
+}

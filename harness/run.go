@@ -1,0 +1,524 @@
+// Package harness runs one test: it loads the target, builds its image,
+// starts the cluster, runs the clients and the nemesis for the time limit,
+// heals, runs the final phase, stops the cluster, checks the history and
+// writes the store directory (DESIGN.md section 5).
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/jepsen-go/jepsen/checkers"
+	"github.com/jepsen-go/jepsen/harness/docker"
+	"github.com/jepsen-go/jepsen/history"
+	"github.com/jepsen-go/jepsen/reports"
+	"github.com/jepsen-go/jepsen/targets"
+	"github.com/jepsen-go/jepsen/targets/httpkv"
+	"github.com/jepsen-go/jepsen/workloads"
+)
+
+// ErrInterrupted is returned by Run when its context was cancelled (Ctrl-C,
+// SIGTERM) before the run finished. Everything was torn down.
+var ErrInterrupted = errors.New("interrupted")
+
+// TroubleError is a failure that leaves no verdict: bad input, Docker
+// unreachable, a target that would not build or start.
+type TroubleError struct{ Err error }
+
+func (e *TroubleError) Error() string { return e.Err.Error() }
+func (e *TroubleError) Unwrap() error { return e.Err }
+
+func trouble(format string, args ...any) error {
+	return &TroubleError{Err: fmt.Errorf(format, args...)}
+}
+
+// Config holds the settings of a run: the flags of `jepsen run`.
+type Config struct {
+	// TargetDir holds the target's jepsen.yaml; "" tests the reference
+	// store carried inside the jepsen binary.
+	TargetDir string `json:"target_dir"`
+	// Workload is register or set.
+	Workload string `json:"workload"`
+	// Nemesis lists the fault kinds, comma-separated, or "none".
+	Nemesis string `json:"nemesis"`
+	// NemesisInterval is the time between a fault and its healing, and
+	// between healing and the next fault.
+	NemesisInterval time.Duration `json:"nemesis_interval"`
+	// ClockMax bounds the clock offsets of the clock nemesis.
+	ClockMax time.Duration `json:"clock_max,omitempty"`
+	// Nodes is the node count; 0 means the target's default.
+	Nodes int `json:"nodes"`
+	// Concurrency is the number of client threads; 0 means 2 per node.
+	Concurrency int `json:"concurrency"`
+	// Rate caps the total op rate (ops/s); 0 means unlimited.
+	Rate float64 `json:"rate"`
+	// TimeLimit is how long the clients run.
+	TimeLimit time.Duration `json:"time_limit"`
+	// Seed makes the op sequence and the fault schedule reproducible.
+	Seed uint64 `json:"seed"`
+	// Store is the store directory.
+	Store string `json:"store"`
+	// MetricsAddr serves Prometheus /metrics during the run ("" = off).
+	MetricsAddr string `json:"metrics_addr,omitempty"`
+	// Env holds KEY=VALUE entries given to every node.
+	Env []string `json:"env,omitempty"`
+	// OpTimeout is the deadline of one op; past it the op is info.
+	OpTimeout time.Duration `json:"op_timeout"`
+	// OpsPerKey retires a register key after this many ops.
+	OpsPerKey int `json:"ops_per_key"`
+	// Recovery is how long the healed cluster settles before the final
+	// phase.
+	Recovery time.Duration `json:"recovery"`
+	// CheckTimeout is the checker's time budget.
+	CheckTimeout time.Duration `json:"check_timeout"`
+	// ReadyTimeout bounds the wait for each node to become ready.
+	ReadyTimeout time.Duration `json:"ready_timeout"`
+	// Binary is the jepsen executable put into images for the embedded
+	// reference store and the fault agents; "" means os.Executable().
+	Binary string `json:"-"`
+	// Command is the command line that reproduces this run, for the report.
+	Command string `json:"command,omitempty"`
+	// Progress receives the live status and the phase lines; nil discards.
+	Progress io.Writer `json:"-"`
+	// Terminal makes progress a live status line rather than a line every
+	// 5 seconds.
+	Terminal bool `json:"-"`
+}
+
+// Defaults of a run.
+const (
+	DefaultTimeLimit       = 30 * time.Second
+	DefaultOpTimeout       = time.Second
+	DefaultRecovery        = 10 * time.Second
+	DefaultNemesisInterval = 10 * time.Second
+	DefaultOpsPerKey       = 200
+	// finalTimeout bounds the set workload's final reads.
+	finalTimeout = 30 * time.Second
+)
+
+func (c *Config) fill() {
+	if c.Workload == "" {
+		c.Workload = workloads.Register
+	}
+	if c.Nemesis == "" {
+		c.Nemesis = "none"
+	}
+	if c.TimeLimit <= 0 {
+		c.TimeLimit = DefaultTimeLimit
+	}
+	if c.OpTimeout <= 0 {
+		c.OpTimeout = DefaultOpTimeout
+	}
+	if c.Recovery < 0 {
+		c.Recovery = 0
+	}
+	if c.NemesisInterval <= 0 {
+		c.NemesisInterval = DefaultNemesisInterval
+	}
+	if c.OpsPerKey <= 0 {
+		c.OpsPerKey = DefaultOpsPerKey
+	}
+	if c.CheckTimeout <= 0 {
+		c.CheckTimeout = checkers.DefaultTimeout
+	}
+	if c.Store == "" {
+		c.Store = "store"
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+}
+
+// Outcome is what a finished run found.
+type Outcome struct {
+	// Dir is the run's store directory.
+	Dir string
+	// Result is the checker's result.
+	Result *checkers.Result
+	// Seed is the seed the run used.
+	Seed uint64
+	// Report is the path of report.html ("" if it could not be written).
+	Report string
+}
+
+// run is the state of one run in progress.
+type run struct {
+	cfg     Config
+	spec    *targets.Spec
+	dir     string
+	log     *slog.Logger
+	logFile *os.File
+	meta    *testMeta
+	rec     *Recorder
+	cluster *docker.Cluster
+	metrics *metrics
+
+	clientsMu sync.Mutex
+	clients   map[string]*httpkv.Client // by endpoint
+}
+
+// Run performs one test run and returns its outcome. Errors are a
+// *TroubleError (no verdict), ErrInterrupted, or an I/O error writing the
+// store. Everything created in Docker is removed on every path.
+func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
+	cfg.fill()
+	r := &run{cfg: cfg}
+	if err := r.loadTarget(); err != nil {
+		return nil, err
+	}
+	if r.cfg.Nodes <= 0 {
+		r.cfg.Nodes = r.spec.Nodes
+	}
+	if r.cfg.Concurrency <= 0 {
+		r.cfg.Concurrency = 2 * r.cfg.Nodes
+	}
+	w, err := workloads.New(r.cfg.Workload, workloads.Options{Seed: r.cfg.Seed, Concurrency: r.cfg.Concurrency, OpsPerKey: r.cfg.OpsPerKey})
+	if err != nil {
+		return nil, &TroubleError{Err: err}
+	}
+	faults, err := parseFaults(r.cfg.Nemesis)
+	if err != nil {
+		return nil, &TroubleError{Err: err}
+	}
+	if err := r.openStore(); err != nil {
+		return nil, err
+	}
+	defer r.closeLog()
+	r.progressf("jepsen: testing %s with %d nodes, workload %s, nemesis %s, seed %d", r.spec.Name, r.cfg.Nodes, w.Name(), r.cfg.Nemesis, r.cfg.Seed)
+	r.progressf("jepsen: run directory %s", r.dir)
+
+	defer func() {
+		r.meta.End = time.Now()
+		if werr := r.meta.write(r.dir); werr != nil && err == nil {
+			err = werr
+		}
+	}()
+
+	if err := r.startCluster(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, ErrInterrupted
+		}
+		return nil, err
+	}
+	// From here on the cluster exists: tear it down on every path.
+	tornDown := false
+	teardown := func() {
+		if tornDown {
+			return
+		}
+		tornDown = true
+		t0 := time.Now()
+		if cerr := r.cluster.Close(context.WithoutCancel(ctx)); cerr != nil {
+			r.log.Error("teardown", "err", cerr)
+		}
+		r.meta.phase("teardown", t0)
+		r.log.Info("teardown done", "seconds", time.Since(t0).Seconds())
+	}
+	defer teardown()
+
+	r.meta.Start = time.Now()
+	rec, err := NewRecorder(filepath.Join(r.dir, "history.jsonl"), r.meta.Start)
+	if err != nil {
+		return nil, err
+	}
+	r.rec = rec
+	defer rec.Close()
+
+	if r.cfg.MetricsAddr != "" {
+		m, err := startMetrics(r.cfg.MetricsAddr)
+		if err != nil {
+			return nil, &TroubleError{Err: err}
+		}
+		r.metrics = m
+		defer m.close()
+		rec.observe = m.observe
+		m.nodesUp.Set(float64(r.cfg.Nodes))
+	}
+
+	nem, err := r.newNemesis(ctx, faults)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ErrInterrupted
+		}
+		return nil, err
+	}
+
+	// The main phase: clients and nemesis until the time limit.
+	t0 := time.Now()
+	gen, stopGen := context.WithTimeout(ctx, r.cfg.TimeLimit)
+	defer stopGen()
+	stopProgress := r.startProgress(gen, nem)
+	var nemWG sync.WaitGroup
+	if nem != nil {
+		nemWG.Add(1)
+		go func() {
+			defer nemWG.Done()
+			nem.Run(gen)
+		}()
+	}
+	var limiter *rate.Limiter
+	if r.cfg.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(r.cfg.Rate), max(1, int(r.cfg.Rate/10)))
+	}
+	dial := r.dialer()
+	threads := runClients(gen, ctx, w, r.cluster.Nodes(), dial, rec, clientOptions{
+		Concurrency: r.cfg.Concurrency, OpTimeout: r.cfg.OpTimeout, Limiter: limiter,
+	})
+	nemWG.Wait()
+	stopProgress()
+	r.meta.phase("run", t0)
+
+	// Heal, settle, final phase.
+	if nem != nil {
+		t0 = time.Now()
+		if herr := nem.Heal(context.WithoutCancel(ctx)); herr != nil {
+			r.log.Error("heal", "err", herr)
+			r.progressf("jepsen: warning: healing failed: %v", herr)
+		}
+		r.meta.phase("heal", t0)
+		r.meta.Nemesis = nem.Actions()
+	}
+	if ctx.Err() != nil {
+		return nil, ErrInterrupted
+	}
+	if keys := w.FinalReads(); keys != nil {
+		if r.cfg.Recovery > 0 && nem != nil {
+			r.progressf("jepsen: faults healed; letting the cluster recover for %s", r.cfg.Recovery)
+			t0 = time.Now()
+			select {
+			case <-ctx.Done():
+				return nil, ErrInterrupted
+			case <-time.After(r.cfg.Recovery):
+			}
+			r.meta.phase("recovery", t0)
+		}
+		r.progressf("jepsen: final phase: reading back %d keys", len(keys))
+		t0 = time.Now()
+		finalReads(ctx, keys, threads, r.cluster.Nodes(), dial, rec, r.cfg.OpTimeout, time.Now().Add(finalTimeout))
+		r.meta.phase("final", t0)
+		if ctx.Err() != nil {
+			return nil, ErrInterrupted
+		}
+	}
+	if err := rec.Close(); err != nil {
+		return nil, err
+	}
+	teardown()
+
+	// Check.
+	t0 = time.Now()
+	r.progressf("jepsen: checking %d ops", rec.Ops())
+	ops, err := history.ReadFile(filepath.Join(r.dir, "history.jsonl"))
+	if err != nil {
+		return nil, fmt.Errorf("read back the history: %w", err)
+	}
+	res := checkers.Check(ctx, ops, checkers.Options{Workload: w.Name(), Timeout: r.cfg.CheckTimeout})
+	r.meta.phase("check", t0)
+	if ctx.Err() != nil {
+		return nil, ErrInterrupted
+	}
+	if err := WriteResults(r.dir, res); err != nil {
+		return nil, err
+	}
+	r.log.Info("verdict", "valid", res.Valid.String())
+	r.meta.Verdict = res.Valid.String()
+	out := &Outcome{Dir: r.dir, Result: res, Seed: r.cfg.Seed}
+
+	// The report reads test.json: bring it up to date first.
+	t0 = time.Now()
+	r.meta.End = t0
+	if err := r.meta.write(r.dir); err != nil {
+		return nil, err
+	}
+	report, err := reports.Write(ctx, r.dir, res)
+	if err != nil {
+		// The verdict stands; the report can be made again with jepsen report.
+		r.log.Error("report", "err", err)
+		r.progressf("jepsen: warning: could not write the report: %v (run jepsen report %s)", err, r.dir)
+	} else {
+		out.Report = report
+	}
+	r.meta.phase("report", t0)
+	return out, nil
+}
+
+// referenceSpec is the reference store carried inside the jepsen binary:
+// the image holds the jepsen executable, which runs it as `jepsen raftkv`.
+func referenceSpec() *targets.Spec {
+	return &targets.Spec{
+		Name:     "raftkv",
+		Nodes:    targets.DefaultNodes,
+		Command:  []string{"/jepsen", "raftkv", "--id", "{{.Node}}", "--nodes", "{{.Nodes}}", "--port", "{{.Port}}", "--data", "{{.DataDir}}"},
+		Port:     targets.DefaultPort,
+		DataDir:  targets.DefaultDataDir,
+		Protocol: targets.DefaultProtocol,
+		Ready:    targets.DefaultReady,
+	}
+}
+
+func (r *run) loadTarget() error {
+	if r.cfg.TargetDir == "" {
+		r.spec = referenceSpec()
+		return nil
+	}
+	s, err := targets.Load(r.cfg.TargetDir)
+	if err != nil {
+		return &TroubleError{Err: err}
+	}
+	if s.Protocol != "http" {
+		return trouble("%s: protocol %q is not supported yet; use http", r.cfg.TargetDir, s.Protocol)
+	}
+	r.spec = s
+	return nil
+}
+
+// buildImage returns the image of the target, building it if needed.
+func (r *run) buildImage(ctx context.Context) (string, error) {
+	if r.cfg.TargetDir == "" {
+		return r.selfImage(ctx)
+	}
+	var (
+		ref string
+		err error
+	)
+	switch b := r.spec.Build; {
+	case b.Go != "":
+		r.progressf("jepsen: building %s (go build %s)", r.spec.Name, b.Go)
+		ref, err = docker.BuildGo(ctx, r.spec.Dir, b.Go)
+	case b.Dockerfile != "":
+		r.progressf("jepsen: building %s (docker build -f %s)", r.spec.Name, b.Dockerfile)
+		ref, err = docker.BuildDockerfile(ctx, r.spec.Dir, b.Dockerfile)
+	default:
+		ref, err = b.Image, docker.EnsureImage(ctx, b.Image)
+	}
+	if err != nil {
+		return "", trouble("build %s: %w", r.spec.Name, err)
+	}
+	return ref, nil
+}
+
+// selfImage returns an image holding the jepsen binary.
+func (r *run) selfImage(ctx context.Context) (string, error) {
+	bin := r.cfg.Binary
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", trouble("find the jepsen executable: %w", err)
+		}
+		bin = exe
+	}
+	ref, err := docker.SelfImage(ctx, bin)
+	if err != nil {
+		return "", trouble("build the image of the jepsen binary: %w", err)
+	}
+	return ref, nil
+}
+
+func (r *run) startCluster(ctx context.Context) error {
+	if err := docker.Available(ctx); err != nil {
+		return trouble("docker: %w", err)
+	}
+	t0 := time.Now()
+	if rep, err := docker.Sweep(ctx, docker.SweepOptions{}); err != nil {
+		r.log.Warn("sweep of leftovers failed", "err", err)
+	} else if !rep.Empty() {
+		r.progressf("jepsen: cleaned up after crashed runs: %s", rep)
+	}
+	r.meta.phase("sweep", t0)
+
+	t0 = time.Now()
+	ref, err := r.buildImage(ctx)
+	if err != nil {
+		return err
+	}
+	r.meta.Image = ref
+	r.meta.phase("build", t0)
+	r.log.Info("image ready", "ref", ref, "seconds", time.Since(t0).Seconds())
+
+	nodes := r.spec.NodeNames(r.cfg.Nodes)
+	r.progressf("jepsen: starting %d nodes", len(nodes))
+	var cmdErr error
+	t0 = time.Now()
+	c, err := docker.Start(ctx, docker.Config{
+		RunID: r.meta.RunID,
+		Image: ref,
+		Nodes: nodes,
+		Command: func(node string) []string {
+			cmd, err := r.spec.CommandFor(node, nodes)
+			if err != nil && cmdErr == nil {
+				cmdErr = err
+			}
+			return cmd
+		},
+		Env:          func(node string) []string { return r.spec.EnvFor(node, nodes, r.cfg.Env) },
+		Port:         r.spec.Port,
+		DataDir:      r.spec.DataDir,
+		ReadyPath:    r.spec.Ready,
+		ReadyTimeout: r.cfg.ReadyTimeout,
+		LogDir:       filepath.Join(r.dir, "nodes"),
+		Logf:         func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) },
+	})
+	if cmdErr != nil {
+		if c != nil {
+			c.Close(context.WithoutCancel(ctx))
+		}
+		return trouble("%s: %w", r.spec.Name, cmdErr)
+	}
+	if err != nil {
+		return trouble("start %s: %w", r.spec.Name, err)
+	}
+	r.cluster = c
+	r.meta.phase("start", t0)
+	r.log.Info("cluster ready", "nodes", len(nodes), "seconds", time.Since(t0).Seconds())
+	return nil
+}
+
+// client returns the protocol client of node at its current endpoint (a
+// restarted container may have a new one), one client per endpoint.
+func (r *run) client(node string) *httpkv.Client {
+	ep := r.cluster.Endpoint(node)
+	r.clientsMu.Lock()
+	defer r.clientsMu.Unlock()
+	c, ok := r.clients[ep]
+	if !ok {
+		if r.clients == nil {
+			r.clients = map[string]*httpkv.Client{}
+		}
+		c = httpkv.New(ep, httpkv.Options{Concurrency: r.cfg.Concurrency})
+		r.clients[ep] = c
+	}
+	return c
+}
+
+// dialer returns the Dialer of the client threads. A node with no address
+// (stopped) gets a client that fails every op at once.
+func (r *run) dialer() Dialer {
+	return func(node string) Client {
+		if r.cluster.Endpoint(node) == "" {
+			return downClient{node: node}
+		}
+		return r.client(node)
+	}
+}
+
+func (r *run) progressf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if r.log != nil {
+		r.log.Info(strings.TrimPrefix(msg, "jepsen: "))
+	}
+	fmt.Fprintln(r.cfg.Progress, msg)
+}
+
+// goVersion is recorded in test.json.
+func goVersion() string { return runtime.Version() }

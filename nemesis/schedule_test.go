@@ -1,0 +1,496 @@
+package nemesis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jepsen-go/jepsen/history"
+)
+
+// memCluster is an in-memory cluster and network that keeps the state the
+// nemesis puts it in, so tests can check that every fault is healed.
+type memCluster struct {
+	mu      sync.Mutex
+	nodes   []string
+	state   map[string]string // up, killed, paused
+	grudge  Grudge
+	packet  Packet
+	failOn  string // node whose Kill fails after killing it
+	calls   []string
+	healNet int
+	offsets map[string]time.Duration // clock offsets in force
+	strobes int
+}
+
+func newMem(n int) *memCluster {
+	m := &memCluster{nodes: names(n), state: map[string]string{}}
+	for _, x := range m.nodes {
+		m.state[x] = "up"
+	}
+	return m
+}
+
+func (m *memCluster) Nodes() []string { return m.nodes }
+func (m *memCluster) trans(ctx context.Context, node, from, to, call string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls = append(m.calls, call+" "+node)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if m.state[node] != from && !(call == "start" && m.state[node] == "up") {
+		return fmt.Errorf("%s %s: node is %s", call, node, m.state[node])
+	}
+	m.state[node] = to
+	if call == "kill" && node == m.failOn {
+		return errors.New("kill " + node + ": daemon said no")
+	}
+	return nil
+}
+func (m *memCluster) Kill(ctx context.Context, n string) error {
+	return m.trans(ctx, n, "up", "killed", "kill")
+}
+func (m *memCluster) Start(ctx context.Context, n string) error {
+	return m.trans(ctx, n, "killed", "up", "start")
+}
+func (m *memCluster) Pause(ctx context.Context, n string) error {
+	return m.trans(ctx, n, "up", "paused", "pause")
+}
+func (m *memCluster) Resume(ctx context.Context, n string) error {
+	return m.trans(ctx, n, "paused", "up", "resume")
+}
+func (m *memCluster) Partition(ctx context.Context, g Grudge) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.grudge = g
+	return nil
+}
+func (m *memCluster) Shape(ctx context.Context, p Packet) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.packet = p
+	return nil
+}
+func (m *memCluster) HealNetwork(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.grudge, m.packet = nil, Packet{}
+	m.healNet++
+	return nil
+}
+
+func (m *memCluster) SetClock(ctx context.Context, offsets map[string]time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if m.offsets == nil {
+		m.offsets = map[string]time.Duration{}
+	}
+	for n, d := range offsets {
+		m.offsets[n] = d
+	}
+	return nil
+}
+func (m *memCluster) StrobeClock(ctx context.Context, nodes []string, delta, period, duration time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if delta <= 0 || period <= 0 || duration <= 0 || len(nodes) == 0 {
+		return fmt.Errorf("bad strobe %v %s %s %s", nodes, delta, period, duration)
+	}
+	m.strobes++
+	return nil
+}
+func (m *memCluster) ResetClock(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.offsets = nil
+	return nil
+}
+
+func (m *memCluster) assertHealed(t *testing.T) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, x := range m.nodes {
+		if m.state[x] != "up" {
+			t.Errorf("%s left %s", x, m.state[x])
+		}
+	}
+	if len(m.grudge) != 0 || !m.packet.IsZero() {
+		t.Errorf("network left faulty: grudge %v packet %+v", m.grudge, m.packet)
+	}
+	for n, d := range m.offsets {
+		if d != 0 {
+			t.Errorf("clock of %s left %s off", n, d)
+		}
+	}
+}
+
+type opLog struct {
+	mu  sync.Mutex
+	ops []history.Op
+}
+
+func (l *opLog) add(op history.Op) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ops = append(l.ops, op)
+}
+
+func runSchedule(t *testing.T, kinds []Kind, seed int64, d time.Duration) (*memCluster, *Nemesis, []history.Op) {
+	t.Helper()
+	m := newMem(5)
+	n, err := New(m, m, Options{Kinds: kinds, Interval: 2 * time.Millisecond, Seed: seed, Clocks: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log opLog
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := n.Run(ctx, log.add); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return m, n, log.ops
+}
+
+func TestScheduleHealsAndRecords(t *testing.T) {
+	m, n, ops := runSchedule(t, Kinds, 7, 300*time.Millisecond)
+	m.assertHealed(t)
+	if got := n.Active(); len(got) != 0 {
+		t.Errorf("active after run: %v", got)
+	}
+	if len(ops) < 8 {
+		t.Fatalf("only %d ops in 300ms at a 2ms interval", len(ops))
+	}
+	// invoke/info pairs, nemesis process, every start followed by its stop.
+	stops := map[string]string{FStartPartition: FStopPartition, FStartPacket: FStopPacket, FKill: FStart, FPause: FResume}
+	// Clock offsets persist until a reset, which comes at the latest at
+	// the end; they are not paired with a stop.
+	clockFs := map[string]bool{FBumpClock: true, FStrobeClock: true, FResetClock: true}
+	var open []string
+	seenF := map[string]bool{}
+	for i := 0; i+1 < len(ops); i += 2 {
+		inv, info := ops[i], ops[i+1]
+		if inv.Type != history.Invoke || info.Type != history.Info || inv.F != info.F || !inv.Process.Nemesis || !info.Process.Nemesis {
+			t.Fatalf("ops %d,%d are not a nemesis invoke/info pair: %+v %+v", i, i+1, inv, info)
+		}
+		if info.Time < inv.Time {
+			t.Errorf("op %d: time goes backwards", i)
+		}
+		seenF[inv.F] = true
+		if clockFs[inv.F] {
+			continue
+		}
+		if stop, ok := stops[inv.F]; ok {
+			open = append(open, stop)
+		} else if len(open) == 0 || open[len(open)-1] != inv.F {
+			t.Fatalf("op %d: %s without a matching start (open %v)", i, inv.F, open)
+		} else {
+			open = open[:len(open)-1]
+		}
+	}
+	if len(open) != 0 {
+		t.Errorf("faults never stopped: %v", open)
+	}
+	lastShift, lastReset := -1, -1
+	for i, op := range ops {
+		switch op.F {
+		case FBumpClock, FStrobeClock:
+			lastShift = i
+		case FResetClock:
+			lastReset = i
+		}
+	}
+	if lastShift > lastReset {
+		t.Errorf("the clock shift at op %d was never reset", lastShift)
+	}
+	for _, f := range []string{FStartPartition, FKill, FPause, FStartPacket, FBumpClock} {
+		if !seenF[f] {
+			t.Errorf("no %s in %d ops", f, len(ops))
+		}
+	}
+	if acts := n.Actions(); len(acts) != len(ops)/2 {
+		t.Errorf("%d actions for %d ops", len(acts), len(ops))
+	}
+}
+
+func TestScheduleValues(t *testing.T) {
+	_, _, ops := runSchedule(t, Kinds, 3, 300*time.Millisecond)
+	for _, op := range ops {
+		switch op.F {
+		case FStartPartition, FStopPartition:
+			var g Grudge
+			if err := json.Unmarshal(op.Value, &g); err != nil || len(g) == 0 {
+				t.Errorf("%s value %s is not a grudge: %v", op.F, op.Value, err)
+			}
+		case FKill, FStart, FPause, FResume:
+			var nodes []string
+			if err := json.Unmarshal(op.Value, &nodes); err != nil || len(nodes) > 5 || len(nodes) == 0 && op.Error == "" {
+				t.Errorf("%s value %s is not a node list: %v", op.F, op.Value, err)
+			}
+		case FBumpClock:
+			var offs map[string]string
+			if err := json.Unmarshal(op.Value, &offs); err != nil || len(offs) == 0 {
+				t.Fatalf("%s value %s is not a node -> offset map: %v", op.F, op.Value, err)
+			}
+			for node, o := range offs {
+				d, err := time.ParseDuration(o)
+				if err != nil || d == 0 || d > DefaultClockMax || d < -DefaultClockMax {
+					t.Errorf("%s: %s offset %q out of (0, ±%s]", op.F, node, o, DefaultClockMax)
+				}
+			}
+		case FStrobeClock, FResetClock:
+			if len(op.Value) == 0 || string(op.Value) == "null" {
+				t.Errorf("%s has no value", op.F)
+			}
+		case FStartPacket, FStopPacket:
+			want := `{"loss":20,"duplicate":10,"reorder":20,"corrupt":5,"delay":"100ms","jitter":"50ms"}`
+			if string(op.Value) != want {
+				t.Errorf("%s value %s, want %s", op.F, op.Value, want)
+			}
+		}
+	}
+}
+
+// Same seed, same sequence of actions (ignoring times).
+func TestScheduleReproducible(t *testing.T) {
+	seq := func(seed int64) []string {
+		m := newMem(5)
+		n, _ := New(m, m, Options{Kinds: Kinds, Seed: seed, Clocks: m})
+		var log opLog
+		n.sink = log.add
+		for i := 0; i < 12; i++ {
+			k := n.opts.Kinds[n.rng.Intn(len(n.opts.Kinds))]
+			_ = n.Inject(context.Background(), k)
+			_ = n.heal(context.Background(), false)
+		}
+		var out []string
+		for _, op := range log.ops {
+			out = append(out, op.F+" "+string(op.Value))
+		}
+		return out
+	}
+	a, b, c := seq(11), seq(11), seq(12)
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("same seed, different schedules:\n%v\n%v", a, b)
+	}
+	if reflect.DeepEqual(a, c) {
+		t.Errorf("different seeds, same schedule")
+	}
+}
+
+func TestHealWithCancelledContext(t *testing.T) {
+	m := newMem(5)
+	n, _ := New(m, m, Options{Kinds: Kinds, Seed: 1, Clocks: m})
+	var log opLog
+	n.sink = log.add
+	ctx := context.Background()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	// The schedule injects one fault at a time; Heal copes with several
+	// (a node cannot be paused once killed, so pause comes second).
+	for i, kinds := range [][]Kind{{KindPartition, KindPacket, KindKill}, {KindPause}} {
+		for _, k := range kinds {
+			if err := n.Inject(ctx, k); err != nil {
+				t.Fatalf("inject %s: %v", k, err)
+			}
+		}
+		if got := n.Active(); len(got) != len(kinds) {
+			t.Errorf("active: %v, want %d faults", got, len(kinds))
+		}
+		if err := n.Heal(cancelled); err != nil {
+			t.Fatalf("heal: %v", err)
+		}
+		m.assertHealed(t)
+		if len(n.Active()) != 0 || m.healNet != i+1 {
+			t.Errorf("active %v, network healed %d times", n.Active(), m.healNet)
+		}
+	}
+	// Healing again is harmless and records nothing new.
+	before := len(log.ops)
+	if err := n.Heal(cancelled); err != nil {
+		t.Fatal(err)
+	}
+	if len(log.ops) != before {
+		t.Errorf("a second heal recorded %d ops", len(log.ops)-before)
+	}
+}
+
+func TestFailedKillIsStillRestarted(t *testing.T) {
+	m := newMem(3)
+	n, _ := New(m, m, Options{Kinds: []Kind{KindKill}, Seed: 1})
+	var log opLog
+	n.sink = log.add
+	m.failOn = "n1"
+	m.nodes = []string{"n1"} // pick() takes from n.nodes; force n1
+	n.nodes = []string{"n1"}
+	if err := n.Inject(context.Background(), KindKill); err == nil {
+		t.Fatal("kill should have failed")
+	}
+	info := log.ops[1]
+	if info.Error == "" || string(info.Value) != "[]" {
+		t.Errorf("failed kill recorded as %+v", info)
+	}
+	if err := n.Heal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m.assertHealed(t)
+	if !strings.Contains(strings.Join(m.calls, ";"), "start n1") {
+		t.Errorf("killed node never started: %v", m.calls)
+	}
+}
+
+func TestNoneOnlyHeals(t *testing.T) {
+	m, n, ops := runSchedule(t, nil, 1, 20*time.Millisecond)
+	if len(ops) != 0 || len(n.Actions()) != 0 {
+		t.Errorf("nemesis none recorded %d ops", len(ops))
+	}
+	m.assertHealed(t)
+}
+
+func TestPrimariesIsolatesLeader(t *testing.T) {
+	m := newMem(5)
+	n, err := New(m, m, Options{Kinds: []Kind{KindPartition}, Topologies: []string{TopoPrimaries},
+		Leader: func(context.Context) (string, bool) { return "n4", true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Inject(context.Background(), KindPartition); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Isolate(m.nodes, "n4")
+	if !reflect.DeepEqual(m.grudge, want) {
+		t.Errorf("primaries: grudge %v, want %v", m.grudge, want)
+	}
+	if got := n.Active(); !reflect.DeepEqual(got, []string{"partition primaries"}) {
+		t.Errorf("active %v", got)
+	}
+	_ = n.Heal(context.Background())
+	m.assertHealed(t)
+}
+
+func TestNewErrors(t *testing.T) {
+	m := newMem(3)
+	cases := []struct {
+		name string
+		c    Cluster
+		net  Network
+		opts Options
+		want string
+	}{
+		{"no cluster", nil, m, Options{}, "no cluster"},
+		{"partition without network", m, nil, Options{Kinds: []Kind{KindPartition}}, "network fault installer"},
+		{"clock without shifter", m, m, Options{Kinds: []Kind{KindClock}}, "clock shifter"},
+		{"bad kind", m, m, Options{Kinds: []Kind{"flood"}}, `"flood"`},
+		{"primaries without leader", m, m, Options{Topologies: []string{TopoPrimaries}}, "leader"},
+		{"bad topology", m, m, Options{Topologies: []string{"star"}}, `"star"`},
+	}
+	for _, tc := range cases {
+		if _, err := New(tc.c, tc.net, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestParseKinds(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []Kind
+		err  string
+	}{
+		{"none", nil, ""},
+		{"", nil, ""},
+		{"partition", []Kind{KindPartition}, ""},
+		{"partition,kill,pause,packet,clock", Kinds, ""},
+		{" kill , kill ", []Kind{KindKill}, ""},
+		{"partition,clocks", nil, `unknown fault kind "clocks" (valid: partition, kill, pause, packet, clock, or none)`},
+		{"kill,,pause", nil, "empty fault kind"},
+		{"none,kill", nil, "cannot be combined"},
+	}
+	for _, tc := range cases {
+		got, err := ParseKinds(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%q: error %v, want one line containing %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: %v %v, want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseKinds(f *testing.F) {
+	for _, s := range []string{"none", "partition,kill", "pause,packet,,", "clock", " kill "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		kinds, err := ParseKinds(s)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("multi-line error %q", err)
+			}
+			return
+		}
+		for _, k := range kinds {
+			if !containsKind(Kinds, k) {
+				t.Errorf("accepted unknown kind %q", k)
+			}
+		}
+	})
+}
+
+func containsKind(ks []Kind, k Kind) bool {
+	for _, x := range ks {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDownCountsKilledAndPaused(t *testing.T) {
+	m := newMem(5)
+	n, err := New(m, m, Options{Kinds: []Kind{KindKill, KindPause}, Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if n.Down() != 0 {
+		t.Fatalf("Down() = %d before any fault", n.Down())
+	}
+	n.Inject(ctx, KindKill)
+	m.mu.Lock()
+	killed := 0
+	for _, st := range m.state {
+		if st == "killed" {
+			killed++
+		}
+	}
+	m.mu.Unlock()
+	if n.Down() != killed || killed == 0 {
+		t.Fatalf("Down() = %d, %d nodes killed", n.Down(), killed)
+	}
+	if err := n.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n.Down() != 0 {
+		t.Fatalf("Down() = %d after healing", n.Down())
+	}
+}

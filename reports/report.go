@@ -1,0 +1,579 @@
+package reports
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jepsen-go/jepsen/checkers"
+	"github.com/jepsen-go/jepsen/history"
+)
+
+// Limits that keep a report readable and small.
+const (
+	// MaxViolations is the most counterexamples a report shows (smallest
+	// witnesses first); the rest are counted.
+	MaxViolations = 20
+	// maxNemesisRows caps the table of nemesis actions.
+	maxNemesisRows = 200
+	// maxUnknownKeys caps the list of undecided keys.
+	maxUnknownKeys = 50
+)
+
+// ReportFile is the name of the report in a run directory, and
+// PorcupineDir the directory of porcupine's visualizations next to it.
+const (
+	ReportFile   = "report.html"
+	PorcupineDir = "porcupine"
+)
+
+//go:embed report.html.tmpl
+var templates embed.FS
+
+var reportTmpl = template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap{
+	"f1": func(v float64) string { return fmt.Sprintf("%.1f", v) },
+	"dur": func(d time.Duration) string {
+		if d <= 0 {
+			return "—"
+		}
+		return d.Round(time.Millisecond).String()
+	},
+	"add":  func(a, b int) int { return a + b },
+	"add1": func(y float64) float64 { return y + 6 },
+	"elems": func(name string, els []checkers.SetElement, total int) elementList {
+		return elementList{Name: name, Els: els, Total: total, More: total - len(els)}
+	},
+	"raw": func(v []byte) string {
+		if history.IsNull(v) {
+			return "null"
+		}
+		return string(v)
+	},
+}).ParseFS(templates, "report.html.tmpl"))
+
+// Write writes dir/report.html for the run in dir, whose checker result
+// is res, and porcupine's visualization of each violation it shows into
+// dir/porcupine/. It reads dir/test.json (which should be complete: write
+// it before calling Write), dir/history.jsonl and the logs. It returns the
+// report's path. A missing test.json, an unreadable log or a history cut
+// short are noted in the report, not errors.
+func Write(ctx context.Context, dir string, res *checkers.Result) (string, error) {
+	return write(ctx, dir, res, nil)
+}
+
+// Rebuild regenerates the report of the run in dir from its files alone:
+// it checks dir/history.jsonl again (with the workload and time budget of
+// test.json) to get the counterexamples and porcupine's visualizations,
+// then calls Write. It does not change results.json. Its error wraps
+// ErrNotRunDir when dir is not a run directory.
+func Rebuild(ctx context.Context, dir string) (string, *checkers.Result, error) {
+	if err := CheckRunDir(dir); err != nil {
+		return "", nil, err
+	}
+	meta, err := ReadMeta(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	ops, err := history.ReadFile(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		return "", nil, err
+	}
+	if len(ops) == 0 {
+		return "", nil, fmt.Errorf("%s: the history is empty: nothing to report", filepath.Join(dir, "history.jsonl"))
+	}
+	res := checkers.Check(ctx, ops, checkers.Options{Workload: meta.Config.Workload, Timeout: meta.Config.CheckTimeout})
+	if ctx.Err() != nil {
+		return "", nil, ctx.Err()
+	}
+	path, err := write(ctx, dir, res, ops)
+	return path, res, err
+}
+
+// elementList is one category of set elements, for the template.
+type elementList struct {
+	Name        string
+	Els         []checkers.SetElement
+	Total, More int
+}
+
+// view is what the template shows.
+type view struct {
+	Title        string
+	VerdictClass string
+	Sentence     string
+	Meta         *Meta
+	MetaNote     string
+	Settings     [][2]string
+	Command      string
+	Generated    string
+	Res          *checkers.Result
+	HistoryNote  string
+	Stats        []statRow
+
+	Violations     []violation
+	MoreViolations int
+	Unknown        []checkers.UnknownKey
+	MoreUnknown    int
+	Set            *checkers.SetResult
+
+	LatencySVG    template.HTML
+	ThroughputSVG template.HTML
+	NodesSVG      template.HTML
+	PlotNotes     []string
+	LatencyDrawn  int
+	Completed     int
+	Dangling      int
+	BinWidth      float64
+	HasFaults     bool
+
+	Nemesis     []nemesisView
+	MoreNemesis int
+	Logs        []logFile
+}
+
+type statRow struct {
+	F                      string
+	Invoke, OK, Fail, Info int
+}
+
+type violation struct {
+	N             int
+	ID            string
+	Key           string
+	Explanation   string
+	Minimal       bool
+	WitnessOps    int
+	Operations    int
+	Ops           []witnessOp
+	Diagram       *diagram
+	Faults        []string
+	Start         string
+	Porcupine     string
+	PorcupineNote string
+	Excerpts      []excerpt
+	OtherExcerpts []excerpt
+}
+
+type nemesisView struct {
+	At, Took, F, Value, Error string
+}
+
+func write(ctx context.Context, dir string, res *checkers.Result, ops []history.Op) (string, error) {
+	if res == nil {
+		return "", errors.New("write report: no checker result")
+	}
+	v := &view{Res: res, Generated: time.Now().UTC().Format(time.RFC3339)}
+	meta, err := ReadMeta(dir)
+	if err != nil {
+		v.MetaNote = err.Error()
+		meta = &Meta{}
+	}
+	v.Meta = meta
+
+	// One pass over the history.
+	var next func() (history.Op, error)
+	if ops != nil {
+		i := 0
+		next = func() (history.Op, error) {
+			if i == len(ops) {
+				return history.Op{}, io.EOF
+			}
+			i++
+			return ops[i-1], nil
+		}
+	} else {
+		f, err := os.Open(filepath.Join(dir, "history.jsonl"))
+		if err != nil {
+			return "", fmt.Errorf("write report: %w", err)
+		}
+		defer f.Close()
+		r := history.NewReader(f, filepath.Join(dir, "history.jsonl"))
+		next = r.Next
+	}
+	a, err := analyze(func() (history.Op, error) {
+		op, err := next()
+		if err != nil && err != io.EOF {
+			// A history cut short: report on the valid prefix.
+			v.HistoryNote = "The history could not be read to its end (" + err.Error() + "); the plots show the part before that line."
+			return op, io.EOF
+		}
+		return op, err
+	}, meta.NodeNames())
+	if err != nil {
+		return "", fmt.Errorf("write report: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	v.fill(meta, res, a)
+
+	// Counterexamples.
+	if res.Linear != nil {
+		fails := failureOrder(res.Linear.Failures)
+		if len(fails) > MaxViolations {
+			v.MoreViolations = len(fails) - MaxViolations
+			fails = fails[:MaxViolations]
+		}
+		if err := os.RemoveAll(filepath.Join(dir, PorcupineDir)); err != nil {
+			return "", fmt.Errorf("write report: %w", err)
+		}
+		for i, f := range fails {
+			vi, err := v.violation(dir, i+1, f, a)
+			if err != nil {
+				return "", err
+			}
+			v.Violations = append(v.Violations, vi)
+		}
+		v.Unknown = res.Linear.Unknown
+		if len(v.Unknown) > maxUnknownKeys {
+			v.MoreUnknown = len(v.Unknown) - maxUnknownKeys
+			v.Unknown = v.Unknown[:maxUnknownKeys]
+		}
+	}
+	v.Set = res.Set
+	v.addExcerpts(dir, meta)
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+
+	// Plots.
+	if b, n, err := latencyPlot(a); err != nil {
+		v.PlotNotes = append(v.PlotNotes, err.Error())
+	} else {
+		v.LatencySVG, v.LatencyDrawn = template.HTML(b), n
+	}
+	if b, w, err := throughputPlot(a); err != nil {
+		v.PlotNotes = append(v.PlotNotes, err.Error())
+	} else {
+		v.ThroughputSVG, v.BinWidth = template.HTML(b), w
+	}
+	if b, err := nodesPlot(a); err != nil {
+		v.PlotNotes = append(v.PlotNotes, err.Error())
+	} else if b != nil {
+		v.NodesSVG = template.HTML(b)
+	}
+
+	var buf bytes.Buffer
+	if err := reportTmpl.Execute(&buf, v); err != nil {
+		return "", fmt.Errorf("write report: %w", err)
+	}
+	path := filepath.Join(dir, ReportFile)
+	if err := writeAtomic(path, buf.Bytes()); err != nil {
+		return "", fmt.Errorf("write report: %w", err)
+	}
+	return path, nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// fill sets the verdict, settings, stats and nemesis table.
+func (v *view) fill(m *Meta, res *checkers.Result, a *analysis) {
+	target := m.Target
+	if target == "" {
+		target = "an unknown target"
+	}
+	v.Title = "jepsen: " + target + " — " + strings.ToUpper(res.Valid.String())
+	v.VerdictClass, v.Sentence = verdictSentence(res, a)
+	faults := m.Config.Nemesis
+	if faults == "" {
+		faults = "none"
+	}
+	if faults != "none" && m.Config.NemesisInterval > 0 {
+		faults += fmt.Sprintf(" (a fault, then healing, every %s)", m.Config.NemesisInterval)
+	}
+	nodes := "—"
+	if m.Config.Nodes > 0 {
+		nodes = fmt.Sprintf("%d (%s)", m.Config.Nodes, strings.Join(m.NodeNames(), " "))
+	}
+	rate := "as fast as clients can go"
+	if m.Config.Rate > 0 {
+		rate = fmt.Sprintf("%g ops/s", m.Config.Rate)
+	}
+	v.Settings = [][2]string{
+		{"target", target},
+		{"nodes", nodes},
+		{"workload", orDash(m.Config.Workload, res.Workload)},
+		{"faults", faults},
+		{"seed", fmt.Sprint(m.Seed)},
+		{"time limit", durOrDash(m.Config.TimeLimit)},
+		{"clients", fmt.Sprintf("%d concurrent, %s, op timeout %s", m.Config.Concurrency, rate, durOrDash(m.Config.OpTimeout))},
+	}
+	if len(m.Config.Env) > 0 {
+		v.Settings = append(v.Settings, [2]string{"node environment", strings.Join(m.Config.Env, " ")})
+	}
+	if !m.Created.IsZero() {
+		v.Settings = append(v.Settings, [2]string{"started", m.Created.UTC().Format("2006-01-02 15:04:05 MST")})
+	}
+	if d := m.Duration(); d > 0 {
+		v.Settings = append(v.Settings, [2]string{"whole run took", d.Round(time.Millisecond).String()})
+	}
+	v.Settings = append(v.Settings,
+		[2]string{"history", fmt.Sprintf("%d events, %d keys; checked in %.2fs", res.Ops, res.Keys, res.Seconds)},
+		[2]string{"versions", strings.TrimSpace(fmt.Sprintf("jepsen %s, %s %s", orDash(m.Jepsen, ""), m.Go, imageNote(m.Image)))},
+		[2]string{"run id", orDash(m.RunID, "")},
+	)
+	v.Command = m.Config.Command
+	if v.Command == "" {
+		v.Command = reproduce(m)
+	}
+	v.Completed, v.Dangling = len(a.points), a.dangling
+	v.HasFaults = len(a.faults) > 0
+	for f, byType := range res.Stats.ByF {
+		v.Stats = append(v.Stats, statRow{F: f, Invoke: byType[history.Invoke], OK: byType[history.OK], Fail: byType[history.Fail], Info: byType[history.Info]})
+	}
+	sort.Slice(v.Stats, func(i, j int) bool { return v.Stats[i].F < v.Stats[j].F })
+	for i, r := range a.rows {
+		if i == maxNemesisRows {
+			v.MoreNemesis = len(a.rows) - i
+			break
+		}
+		took := "did not complete"
+		if r.End >= 0 {
+			took = time.Duration(r.End - r.Start).Round(time.Millisecond).String()
+		}
+		val := r.Done
+		if history.IsNull(val) {
+			val = r.Plan
+		}
+		v.Nemesis = append(v.Nemesis, nemesisView{At: fmtSeconds(r.Start), Took: took, F: r.F, Value: clipLine(string(val)), Error: clipLine(r.Error)})
+	}
+}
+
+func imageNote(img string) string {
+	if img == "" {
+		return ""
+	}
+	return ", image " + img
+}
+
+func orDash(s, alt string) string {
+	if s != "" {
+		return s
+	}
+	if alt != "" {
+		return alt
+	}
+	return "—"
+}
+
+func durOrDash(d time.Duration) string {
+	if d <= 0 {
+		return "—"
+	}
+	return d.String()
+}
+
+// reproduce rebuilds a command line from test.json when it has none.
+func reproduce(m *Meta) string {
+	c := m.Config
+	parts := []string{"jepsen", "run"}
+	if c.TargetDir != "" {
+		parts = append(parts, "--target", c.TargetDir)
+	}
+	if c.Workload != "" {
+		parts = append(parts, "--workload", c.Workload)
+	}
+	if c.Nemesis != "" {
+		parts = append(parts, "--nemesis", c.Nemesis)
+	}
+	if c.TimeLimit > 0 {
+		parts = append(parts, "--time-limit", c.TimeLimit.String())
+	}
+	parts = append(parts, "--seed", fmt.Sprint(m.Seed))
+	for _, e := range c.Env {
+		parts = append(parts, "--env", e)
+	}
+	return strings.Join(parts, " ")
+}
+
+// verdictSentence says the verdict in one sentence.
+func verdictSentence(res *checkers.Result, a *analysis) (class, sentence string) {
+	if res.Error != "" {
+		return "trouble", "No verdict: the check could not run (" + res.Error + ")."
+	}
+	under := "with no faults injected"
+	if len(a.faults) > 0 {
+		var kinds []string
+		for _, f := range a.faults {
+			if !slices.Contains(kinds, f.Kind) {
+				kinds = append(kinds, f.Kind)
+			}
+		}
+		under = "under " + strings.Join(kinds, ", ") + " faults"
+	}
+	switch res.Valid {
+	case checkers.Valid:
+		if res.Set != nil {
+			return "valid", fmt.Sprintf("Valid: every one of the %d acknowledged adds was still there at the end and nothing that failed appeared, %s.", res.Set.Acknowledged, under)
+		}
+		return "valid", fmt.Sprintf("Valid: all %d operations on %d keys fit one order consistent with real time (linearizable), %s.", opsOf(res), res.Keys, under)
+	case checkers.Invalid:
+		if s := res.Set; s != nil {
+			return "invalid", fmt.Sprintf("Invalid: the store lost %d acknowledged writes, kept %d writes it said had failed and returned %d values nobody wrote, %s.", s.Lost, s.Unexpected, s.Corrupted, under)
+		}
+		if l := res.Linear; l != nil && len(l.Failures) > 0 {
+			first := l.Failures[0].Witness
+			t := int64(-1)
+			for _, f := range l.Failures {
+				if len(f.Witness) > 0 && (t < 0 || f.Witness[0].Time < t) {
+					t = f.Witness[0].Time
+				}
+			}
+			_ = first
+			when := ""
+			if t >= 0 {
+				when = fmt.Sprintf(", the first at %.3fs", float64(t)/1e9)
+				if fs := a.faultsDuring(t, t); len(fs) > 0 {
+					when += " during " + fs[0]
+				}
+			}
+			return "invalid", fmt.Sprintf("Invalid: the store is not linearizable — on %d of %d keys clients saw results that no single order of the operations can produce%s.", l.InvalidKeys, l.Keys, when)
+		}
+		return "invalid", "Invalid: the checker found a violation."
+	}
+	if l := res.Linear; l != nil {
+		return "unknown", fmt.Sprintf("Unknown: the checker could not decide %d of %d keys within its time budget; it found nothing wrong in the others.", l.UnknownKeys, l.Keys)
+	}
+	if s := res.Set; s != nil {
+		return "unknown", fmt.Sprintf("Unknown: %d acknowledged adds were never read back, so the history cannot tell whether they were lost.", s.NeverReadAcknowledged)
+	}
+	return "unknown", "Unknown: the checker could not decide."
+}
+
+func opsOf(res *checkers.Result) int {
+	if res.Linear != nil {
+		return res.Linear.Operations
+	}
+	return res.Ops
+}
+
+var unsafeFile = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+// violation builds the view of one invalid key and writes its porcupine
+// visualization.
+func (v *view) violation(dir string, n int, f checkers.KeyFailure, a *analysis) (violation, error) {
+	vi := violation{N: n, ID: fmt.Sprintf("violation-%d", n), Key: f.Key, Explanation: f.Explanation, Minimal: f.Minimal,
+		WitnessOps: f.WitnessOps, Operations: f.Operations, PorcupineNote: f.VisualizationNote}
+	vi.Ops = pairWitness(f.Witness)
+	markImpossible(vi.Ops, f.Explanation, f.ImpossibleIndex)
+	t0, t1 := int64(-1), int64(0)
+	for i := range vi.Ops {
+		o := &vi.Ops[i]
+		if o.Node != "" {
+			o.NodeState = a.nodeStateAt(o.Node, o.Call)
+		}
+		if t0 < 0 || o.Call < t0 {
+			t0 = o.Call
+		}
+		t1 = max(t1, o.Call, o.Ret)
+	}
+	if t0 >= 0 {
+		vi.Faults = a.faultsDuring(t0, t1)
+		vi.Start = fmtSeconds(t0)
+	}
+	vi.Diagram = layoutDiagram(vi.Ops, a.faults)
+	if len(f.Visualization) > 0 {
+		name := fmt.Sprintf("%02d-%s.html", n, clipName(unsafeFile.ReplaceAllString(f.Key, "_")))
+		if err := os.MkdirAll(filepath.Join(dir, PorcupineDir), 0o755); err != nil {
+			return vi, fmt.Errorf("write porcupine visualization: %w", err)
+		}
+		if err := writeAtomic(filepath.Join(dir, PorcupineDir, name), securePorcupine(f.Visualization)); err != nil {
+			return vi, fmt.Errorf("write porcupine visualization: %w", err)
+		}
+		vi.Porcupine = PorcupineDir + "/" + name
+	}
+	return vi, nil
+}
+
+func clipName(s string) string {
+	if len(s) > 60 {
+		return s[:60]
+	}
+	return s
+}
+
+// securePorcupine adds a Content Security Policy to porcupine's page that
+// allows its own inline script (by hash) and nothing else: no network
+// requests, no injected scripts, no inline event handlers. porcupine
+// shows state descriptions with innerHTML, and those hold the store's
+// values.
+func securePorcupine(page []byte) []byte {
+	script := "'none'"
+	if i := bytes.Index(page, []byte("<script>")); i >= 0 {
+		if j := bytes.LastIndex(page, []byte("</script>")); j > i {
+			sum := sha256.Sum256(page[i+len("<script>") : j])
+			script = "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+		}
+	}
+	meta := []byte(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src ` + script + `; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'">`)
+	if i := bytes.Index(page, []byte("<head>")); i >= 0 {
+		i += len("<head>")
+		return slices.Concat(page[:i], []byte("\n    "), meta, page[i:])
+	}
+	return slices.Concat(meta, page)
+}
+
+// addExcerpts reads every log once and attaches to each violation the
+// lines around it.
+func (v *view) addExcerpts(dir string, m *Meta) {
+	v.Logs = runLogs(dir)
+	if len(v.Violations) == 0 || len(v.Logs) == 0 {
+		return
+	}
+	var windows []logWindow
+	for _, vi := range v.Violations {
+		t0, t1 := int64(-1), int64(0)
+		for _, o := range vi.Ops {
+			if t0 < 0 || o.Call < t0 {
+				t0 = o.Call
+			}
+			t1 = max(t1, o.Call, o.Ret)
+		}
+		t0 = max(t0, 0)
+		at, until := m.Start.Add(time.Duration(t0)), m.Start.Add(time.Duration(t1))
+		windows = append(windows, logWindow{from: at.Add(-logBefore), at: at, until: until, to: until.Add(logAfter)})
+	}
+	runFrom, runTo := m.Start.Add(-10*time.Minute), m.End.Add(10*time.Minute)
+	if m.End.IsZero() {
+		runTo = m.Start.Add(24 * time.Hour)
+	}
+	if !m.Created.IsZero() && m.Created.Before(m.Start) {
+		runFrom = m.Created.Add(-10 * time.Minute)
+	}
+	for _, lf := range v.Logs {
+		ex := excerpts(lf, windows, m.Start, runFrom, runTo)
+		for i := range v.Violations {
+			vi := &v.Violations[i]
+			e := ex[i]
+			for _, o := range vi.Ops {
+				if o.Node == lf.Source {
+					e.Active = true
+				}
+			}
+			if e.Active {
+				vi.Excerpts = append(vi.Excerpts, e)
+			} else {
+				vi.OtherExcerpts = append(vi.OtherExcerpts, e)
+			}
+		}
+	}
+}

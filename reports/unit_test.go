@@ -1,0 +1,261 @@
+package reports
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jepsen-go/jepsen/checkers"
+	"github.com/jepsen-go/jepsen/history"
+)
+
+func TestParseLogTime(t *testing.T) {
+	utc := func(s string) time.Time { tt, _ := time.Parse(time.RFC3339Nano, s); return tt }
+	tests := []struct {
+		line string
+		want time.Time
+		ok   bool
+	}{
+		{"2026-11-21T14:16:57.883Z [INFO]  raftkv: serving", utc("2026-11-21T14:16:57.883Z"), true},
+		{"2026-11-21T14:16:57.883+0100 [INFO] x", utc("2026-11-21T13:16:57.883Z"), true},
+		{"2026-11-21T14:16:57+01:00 x", utc("2026-11-21T13:16:57Z"), true},
+		{"2026/11/21 14:16:57.123456 go log line", utc("2026-11-21T14:16:57.123456Z"), true},
+		{"2026-11-21 14:16:57,250 python logging", utc("2026-11-21T14:16:57.25Z"), true},
+		{`time=2026-11-21T14:16:51.969Z level=INFO msg="x"`, utc("2026-11-21T14:16:51.969Z"), true},
+		{`{"time":"2026-11-21T14:16:51.969123Z","level":"info"}`, utc("2026-11-21T14:16:51.969123Z"), true},
+		{"[2026-11-21 14:16:57] bracketed", utc("2026-11-21T14:16:57Z"), true},
+		{"  a continuation line", time.Time{}, false},
+		{"", time.Time{}, false},
+		{"2026-13-45T99:99:99Z nonsense date", time.Time{}, false},
+		{"panic: runtime error 2026-11-21T14:16:57Z", time.Time{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseLogTime(tt.line)
+		if ok != tt.ok || !got.Equal(tt.want) {
+			t.Errorf("parseLogTime(%q) = %v, %v; want %v, %v", tt.line, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestDescribeGrudge(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3", "n4", "n5"}
+	tests := []struct {
+		name string
+		g    map[string][]string
+		want string
+	}{
+		{"majority", map[string][]string{"n1": {"n3", "n4", "n5"}, "n2": {"n3", "n4", "n5"}, "n3": {"n1", "n2"}, "n4": {"n1", "n2"}, "n5": {"n1", "n2"}}, "n1 n2 | n3 n4 n5"},
+		{"one isolated", map[string][]string{"n2": {"n1", "n3", "n4", "n5"}, "n1": {"n2"}, "n3": {"n2"}, "n4": {"n2"}, "n5": {"n2"}}, "n1 n3 n4 n5 | n2"},
+		{"one way still splits", map[string][]string{"n1": {"n2", "n3", "n4", "n5"}}, "n1 | n2 n3 n4 n5"},
+		{"ring", map[string][]string{"n1": {"n2", "n5"}, "n2": {"n1", "n4"}, "n3": {"n4", "n5"}, "n4": {"n2", "n3"}, "n5": {"n1", "n3"}}, "partial: every node still reaches some others"},
+		{"empty", nil, "partial: every node still reaches some others"},
+	}
+	for _, tt := range tests {
+		if got := describeGrudge(tt.g, nodes); got != tt.want {
+			t.Errorf("%s: describeGrudge = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// feed returns a next function over ops.
+func feed(ops []history.Op) func() (history.Op, error) {
+	i := 0
+	return func() (history.Op, error) {
+		if i == len(ops) {
+			return history.Op{}, io.EOF
+		}
+		i++
+		return ops[i-1], nil
+	}
+}
+
+func nem(typ history.Type, f string, v any, ts int64) history.Op {
+	return history.Op{Type: typ, Process: history.NemesisProcess, F: f, Value: history.MustValue(v), Time: ts}
+}
+
+func TestAnalyzeFaults(t *testing.T) {
+	g := map[string][]string{"n1": {"n2", "n3"}, "n2": {"n1"}, "n3": {"n1"}}
+	ops := []history.Op{
+		{Type: history.Invoke, Process: history.Client(0), F: "read", Key: "k", Time: 1, Node: "n1"},
+		nem(history.Invoke, "start-partition", g, 10), nem(history.Info, "start-partition", g, 20),
+		{Type: history.OK, Process: history.Client(0), F: "read", Key: "k", Time: 30},
+		nem(history.Invoke, "kill", []string{"n3"}, 40), nem(history.Info, "kill", []string{"n3"}, 45),
+		nem(history.Invoke, "stop-partition", g, 50), nem(history.Info, "stop-partition", g, 60),
+		nem(history.Invoke, "start", []string{"n3"}, 70), nem(history.Info, "start", []string{"n3"}, 80),
+		nem(history.Invoke, "pause", []string{"n2"}, 90), nem(history.Info, "pause", []string{"n2"}, 95),
+		nem(history.Invoke, "start-packet", map[string]any{"delay": "100ms", "loss": 20}, 96), nem(history.Info, "start-packet", map[string]any{"delay": "100ms", "loss": 20}, 97),
+		{Type: history.Invoke, Process: history.Client(1), F: "write", Key: "k", Value: history.MustValue(1), Time: 100},
+	}
+	a, err := analyze(feed(ops), []string{"n1", "n2", "n3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.points) != 1 || a.points[0].done-a.points[0].call != 29 || a.dangling != 1 {
+		t.Errorf("points %+v, dangling %d", a.points, a.dangling)
+	}
+	var faults []string
+	for _, f := range a.faults {
+		faults = append(faults, f.Label+"@"+itoa(f.Start)+"-"+itoa(f.End))
+	}
+	wantFaults := []string{"partition n1 | n2 n3@10-60", "kill n3@40-80", "pause n2@90-100", "packet delay 100ms, loss 20%@96-100"}
+	if !slices.Equal(faults, wantFaults) {
+		t.Errorf("faults %q, want %q", faults, wantFaults)
+	}
+	states := []struct {
+		node string
+		at   int64
+		want string
+	}{
+		{"n1", 5, ""}, {"n1", 15, "cut off from n2 n3"}, {"n3", 42, "cut off from n1; killed"}, {"n3", 65, "killed"},
+		{"n3", 85, ""}, {"n2", 99, "paused; packet"}, {"n1", 99, "packet"},
+	}
+	for _, s := range states {
+		if got := a.nodeStateAt(s.node, s.at); got != s.want {
+			t.Errorf("state of %s at %d = %q, want %q", s.node, s.at, got, s.want)
+		}
+	}
+	if got := a.faultsDuring(41, 42); !slices.Equal(got, []string{"partition n1 | n2 n3", "kill n3"}) {
+		t.Errorf("faultsDuring = %q", got)
+	}
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestMarkImpossible(t *testing.T) {
+	w := func(p int, f string, v any, typ history.Type, ts int64) history.Op {
+		return history.Op{Type: typ, Process: history.Client(p), F: f, Key: "k", Value: history.MustValue(v), Time: ts}
+	}
+	tests := []struct {
+		name        string
+		witness     []history.Op
+		explanation string
+		want        string // process of the marked op
+	}{
+		{"stale read", []history.Op{w(1, "write", 1, history.Invoke, 1), w(1, "write", 1, history.OK, 2), w(2, "read", nil, history.Invoke, 3), w(2, "read", 0, history.OK, 4)},
+			"read of k by process 2 returned 0 at 0.000s, but write 1 to k by process 1 had completed", "2"},
+		{"named second", []history.Op{w(3, "read", nil, history.Invoke, 1), w(3, "read", 5, history.OK, 2), w(12, "read", nil, history.Invoke, 3), w(12, "read", 6, history.OK, 4)},
+			"read of k by process 12 returned 6 at 0.000s, but process 3 had read 5", "12"},
+		{"fallback: last observer", []history.Op{w(3, "read", nil, history.Invoke, 1), w(3, "read", 5, history.OK, 2), w(4, "read", nil, history.Invoke, 3), w(4, "read", 6, history.OK, 9)},
+			"No order of these 2 operations agrees", "4"},
+	}
+	for _, tt := range tests {
+		ops := pairWitness(tt.witness)
+		markImpossible(ops, tt.explanation, nil)
+		var marked []string
+		for _, o := range ops {
+			if o.Impossible {
+				marked = append(marked, o.Process)
+			}
+		}
+		if len(marked) != 1 || marked[0] != tt.want {
+			t.Errorf("%s: marked %q, want [%s]", tt.name, marked, tt.want)
+		}
+	}
+	// The checker's ImpossibleIndex wins over the sentence.
+	ws := []history.Op{w(1, "read", nil, history.Invoke, 1), w(1, "read", 5, history.OK, 2), w(2, "read", nil, history.Invoke, 3), w(2, "read", 6, history.OK, 4)}
+	for i := range ws {
+		ws[i].Index = int64(10 + i)
+	}
+	ops := pairWitness(ws)
+	idx := int64(11)
+	markImpossible(ops, "read of k by process 2 returned 6", &idx)
+	if !ops[0].Impossible || ops[1].Impossible {
+		t.Errorf("ImpossibleIndex 11 marked %+v", ops)
+	}
+}
+
+func TestDownsample(t *testing.T) {
+	var pts []opPoint
+	for i := range int64(10_000) {
+		pts = append(pts, opPoint{call: i * 1000, done: i*1000 + 100 + i%7, typ: history.OK})
+	}
+	pts[5000].done = pts[5000].call + 1e9 // one outlier
+	got := downsample(pts, 10_000_000, 1000)
+	if len(got) > 1000 || len(got) < 900 {
+		t.Fatalf("%d points kept, want about 1000", len(got))
+	}
+	found := false
+	for _, p := range got {
+		found = found || p.done-p.call == 1e9
+	}
+	if !found {
+		t.Error("the outlier was dropped")
+	}
+	if small := downsample(pts[:10], 1e7, 1000); len(small) != 10 {
+		t.Errorf("a small set was thinned to %d", len(small))
+	}
+}
+
+func TestRebuildErrors(t *testing.T) {
+	tmp := t.TempDir()
+	noMeta := filepath.Join(tmp, "nometa")
+	os.MkdirAll(noMeta, 0o755)
+	os.WriteFile(filepath.Join(noMeta, "history.jsonl"), nil, 0o644)
+	empty := filepath.Join(tmp, "empty")
+	os.MkdirAll(empty, 0o755)
+	os.WriteFile(filepath.Join(empty, "test.json"), []byte(`{}`), 0o644)
+	os.WriteFile(filepath.Join(empty, "history.jsonl"), nil, 0o644)
+	bad := filepath.Join(tmp, "bad")
+	os.MkdirAll(bad, 0o755)
+	os.WriteFile(filepath.Join(bad, "test.json"), []byte(`{}`), 0o644)
+	os.WriteFile(filepath.Join(bad, "history.jsonl"), []byte("{\"type\":\"ok\"}\n"), 0o644)
+	badMeta := filepath.Join(tmp, "badmeta")
+	os.MkdirAll(badMeta, 0o755)
+	os.WriteFile(filepath.Join(badMeta, "test.json"), []byte(`{"seed": "x"}`), 0o644)
+	os.WriteFile(filepath.Join(badMeta, "history.jsonl"), nil, 0o644)
+	file := filepath.Join(tmp, "file")
+	os.WriteFile(file, nil, 0o644)
+	tests := []struct {
+		dir     string
+		notRun  bool
+		message string
+	}{
+		{filepath.Join(tmp, "missing"), true, "no such directory"},
+		{file, true, "is a file"},
+		{noMeta, true, "it has no test.json"},
+		{empty, false, "the history is empty"},
+		{bad, false, `history.jsonl:1: missing field "process"`},
+		{badMeta, false, `test.json: field "seed" has the wrong type`},
+	}
+	for _, tt := range tests {
+		_, _, err := Rebuild(context.Background(), tt.dir)
+		if err == nil {
+			t.Errorf("Rebuild(%s) succeeded", tt.dir)
+			continue
+		}
+		if errors.Is(err, ErrNotRunDir) != tt.notRun || !strings.Contains(err.Error(), tt.message) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Rebuild(%s) = %v; want one line with %q (not a run dir: %v)", tt.dir, err, tt.message, tt.notRun)
+		}
+	}
+}
+
+func TestWriteWithoutTestJSON(t *testing.T) {
+	dir := t.TempDir()
+	synth{ops: 200, seed: 9}.write(t, dir)
+	os.Remove(filepath.Join(dir, "test.json"))
+	ops, err := history.ReadFile(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := checkers.Check(context.Background(), ops, checkers.Options{})
+	path, err := Write(context.Background(), dir, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	for _, want := range []string{"test.json could not be read", "Valid: all", "test.json has no start time"} {
+		if want == "test.json has no start time" {
+			continue // no violation, so no excerpts
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
