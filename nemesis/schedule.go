@@ -61,7 +61,8 @@ type Options struct {
 	// Leader, if set, returns the current leader for the primaries
 	// topology (e.g. from the target's GET /leader); false if unknown.
 	Leader func(ctx context.Context) (string, bool)
-	// HealTimeout bounds Heal (default DefaultHealTimeout).
+	// HealTimeout bounds Heal, and each scheduled fault once begun
+	// (default DefaultHealTimeout).
 	HealTimeout time.Duration
 	// Clock returns the time of an op, in ns since the test started
 	// (default: since New).
@@ -191,7 +192,12 @@ func (n *Nemesis) Run(ctx context.Context, sink func(history.Op)) error {
 			break
 		}
 		k := n.opts.Kinds[n.rng.Intn(len(n.opts.Kinds))]
-		_ = n.Inject(ctx, k)
+		// A fault that has begun is carried through even if the run ends
+		// meanwhile (bounded by HealTimeout): cut off half-way it would be
+		// recorded as failed and be half-installed; Heal follows anyway.
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.HealTimeout)
+		_ = n.Inject(ictx, k)
+		cancel()
 		if !sleep(ctx, n.opts.Interval) {
 			break
 		}
