@@ -68,10 +68,16 @@ func TestSweep(t *testing.T) {
 		t.Fatalf("Sweep: %v", err)
 	}
 	t.Logf("sweep: %s", rep)
-	if got, want := strings.Join(rep.Runs, ","), runs["dead"]+","+runs["reused"]; got != want {
-		t.Errorf("swept runs %s, want %s", got, want)
+	// The objects of dead owners are fair game for any sweep: a jepsen run
+	// of another test package, running at the same time, may remove some
+	// of them first. So the report may hold fewer than all six, but only
+	// objects of the dead runs, and afterwards none of them is left.
+	for _, r := range rep.Runs {
+		if r != runs["dead"] && r != runs["reused"] {
+			t.Errorf("swept run %s, want only %s and %s", r, runs["dead"], runs["reused"])
+		}
 	}
-	if len(rep.Containers) != 2 || len(rep.Networks) != 2 || len(rep.Volumes) != 2 {
+	if len(rep.Containers) > 2 || len(rep.Networks) > 2 || len(rep.Volumes) > 2 {
 		t.Errorf("report %+v", rep)
 	}
 	for k, want := range map[string]int{"dead": 0, "reused": 0, "live": 3, "foreign": 3} {
