@@ -66,7 +66,7 @@ func parseArgs(args []string, getenv func(string) string) (Config, hclog.Level, 
 	port := fs.String("port", getenv("JEPSEN_PORT"), "client HTTP port (env JEPSEN_PORT, default 8080)")
 	raftPort := fs.String("raft-port", getenv("RAFTKV_RAFT_PORT"), "Raft TCP port (env RAFTKV_RAFT_PORT, default 7000)")
 	data := fs.String("data", getenv("JEPSEN_DATA_DIR"), "data directory (env JEPSEN_DATA_DIR)")
-	bug := fs.String("bug", getenv("RAFTKV_BUG"), "deliberate bug: none, stale-read, early-ack, racy-cas, no-fsync (env RAFTKV_BUG)")
+	bug := fs.String("bug", getenv("RAFTKV_BUG"), "deliberate bug: none, stale-read, early-ack, racy-cas, no-fsync, lease-read (env RAFTKV_BUG)")
 	logLevel := fs.String("log-level", getenv("RAFTKV_LOG_LEVEL"), "log level: debug, info, warn, error (env RAFTKV_LOG_LEVEL, default info)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
