@@ -83,9 +83,10 @@ func isPlainInt(b []byte) bool {
 }
 
 // Canonical returns the canonical JSON form of a value: no insignificant
-// white space, object keys sorted, strings escaped as encoding/json does,
-// numbers as the shortest decimal that round-trips (integers that fit in
-// 64 bits exactly, others as float64). Two values are the same register
+// white space, object keys sorted, strings escaped as encoding/json does
+// (except that <, > and & are kept as they are), numbers as the shortest
+// decimal that round-trips (integers that fit in 64 bits exactly, others
+// as float64). Two values are the same register
 // value exactly when their canonical forms are equal.
 func Canonical(raw json.RawMessage) (json.RawMessage, error) {
 	d := json.NewDecoder(bytes.NewReader(raw))
@@ -101,11 +102,15 @@ func Canonical(raw json.RawMessage) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := json.Marshal(v)
-	if err != nil {
+	// Not json.Marshal: it escapes <, > and & as \u003c..., which would
+	// show in every explanation; the report escapes for HTML itself.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("value %s: %w", clip(raw, 40), err)
 	}
-	return out, nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // canonNumbers replaces every json.Number in v by its canonical form.
