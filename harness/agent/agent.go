@@ -3,7 +3,8 @@
 // network one (harness/netfault) joins a node's network namespace, the
 // clock one (harness/clockfault) its PID namespace. An agent runs the
 // jepsen binary's agent subcommand with "serve"; each command is an exec of
-// the same subcommand in it.
+// the same subcommand in it, which talks to the serving process over a unix
+// socket (Call and ServeSocket).
 package agent
 
 import (

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jepsen-go/jepsen/harness/docker"
+	"github.com/jepsen-go/jepsen/harness/docker/dockertest"
 )
 
 // buildCTime compiles testdata/ctime/ctime.c statically against glibc,
@@ -142,7 +143,7 @@ func TestPatchStaticGlibcProcess(t *testing.T) {
 // static glibc HTTP server in a FROM scratch image, n2 bumped by +20s and
 // reset, every entry point checked against the host.
 func TestDockerBumpStaticGlibc(t *testing.T) {
-	requireDocker(t)
+	dockertest.RequireDocker(t)
 	bin := buildCTime(t)
 	dir := t.TempDir()
 	b, err := os.ReadFile(bin)

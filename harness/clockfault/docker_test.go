@@ -3,151 +3,50 @@ package clockfault
 import (
 	"archive/tar"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
 
 	"github.com/jepsen-go/jepsen/harness/docker"
+	"github.com/jepsen-go/jepsen/harness/docker/dockertest"
 )
 
 // *docker.Cluster is what the controller needs.
 var _ Cluster = (*docker.Cluster)(nil)
 
-func requireDocker(t testing.TB) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := docker.Available(ctx); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Docker daemon not reachable and CI is set: %v", err)
-		}
-		t.Skipf("Docker daemon not reachable: %v", err)
-	}
-}
-
-var (
-	imgOnce           sync.Once
-	timeImg, agentImg string
-	timeErr, agentErr error
-)
-
-// images builds the time node target and the agent image (this test
+// testImages are the time node target and the agent image (this test
 // binary, which dispatches `clockfault ...` to Main in TestMain).
-func images(t testing.TB) (target, agent string) {
-	t.Helper()
-	imgOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		timeImg, timeErr = docker.BuildGo(ctx, "testdata/timenode", ".")
-		agentImg, agentErr = docker.SelfImage(ctx, "")
-	})
-	if timeErr != nil || agentErr != nil {
-		t.Fatalf("images: time node: %v; agent: %v", timeErr, agentErr)
-	}
-	return timeImg, agentImg
-}
-
-func dockerClient(t testing.TB) *client.Client {
-	t.Helper()
-	c, err := client.New(client.FromEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// leftovers lists the containers, networks and volumes of run.
-func leftovers(t testing.TB, run string) []string {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := dockerClient(t)
-	f := make(client.Filters).Add("label", docker.LabelRun+"="+run)
-	var out []string
-	ctrs, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range ctrs.Items {
-		out = append(out, "container "+strings.Join(x.Names, ","))
-	}
-	nets, err := c.NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range nets.Items {
-		out = append(out, "network "+x.Name)
-	}
-	vols, err := c.VolumeList(ctx, client.VolumeListOptions{Filters: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range vols.Items {
-		out = append(out, "volume "+x.Name)
-	}
-	return out
-}
+var testImages = dockertest.Images{Dir: "testdata/timenode", Name: "time node"}
 
 // startCluster starts n time nodes and a clock controller, torn down when
 // the test ends; the test fails if anything is left.
 func startCluster(t *testing.T, n int) (*docker.Cluster, *Controller) {
 	t.Helper()
-	requireDocker(t)
-	target, _ := images(t)
+	dockertest.RequireDocker(t)
+	target, _ := testImages.Get(t)
 	return startClusterOf(t, n, target, func(node string) []string { return []string{"/target", "--id", node, "--port", "8080"} })
 }
 
 // startClusterOf is startCluster for any target image and command.
 func startClusterOf(t *testing.T, n int, target string, command func(node string) []string) (*docker.Cluster, *Controller) {
 	t.Helper()
-	requireDocker(t)
-	_, agent := images(t)
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	run := "cftest-" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		if left := leftovers(t, run); len(left) > 0 {
-			t.Errorf("run %s left behind: %v", run, left)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_, _ = docker.Sweep(ctx, docker.SweepOptions{RunPrefix: run, All: true})
-		}
-	})
-	var nodes []string
-	for i := 1; i <= n; i++ {
-		nodes = append(nodes, "n"+strconv.Itoa(i))
-	}
+	dockertest.RequireDocker(t)
+	_, agent := testImages.Get(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl, err := docker.Start(ctx, docker.Config{
-		RunID: run, Image: target, Nodes: nodes,
-		Command:   command,
-		Port:      8080,
-		DataDir:   "/data",
-		ReadyPath: "/health", ReadyTimeout: 20 * time.Second,
-		Logf: t.Logf,
-	})
-	if err != nil {
-		t.Fatalf("start cluster: %v", err)
-	}
+	cl := dockertest.StartCluster(ctx, t, "cftest", target, n, command)
 	ctl := NewController(cl, ControllerOptions{Image: agent, Logf: t.Logf})
 	t.Cleanup(func() {
 		if err := ctl.Close(context.Background()); err != nil {
 			t.Errorf("close controller: %v", err)
-		}
-		if err := cl.Close(context.Background()); err != nil {
-			t.Errorf("close cluster: %v", err)
 		}
 	})
 	return cl, ctl
@@ -187,7 +86,7 @@ func targetSum(t *testing.T, cl *docker.Cluster, node string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := dockerClient(t).CopyFromContainer(ctx, cl.ContainerID(node), client.CopyFromContainerOptions{SourcePath: "/target"})
+	res, err := dockertest.Client(t).CopyFromContainer(ctx, cl.ContainerID(node), client.CopyFromContainerOptions{SourcePath: "/target"})
 	if err != nil {
 		t.Fatalf("copy /target from %s: %v", node, err)
 	}
@@ -205,7 +104,7 @@ func targetSum(t *testing.T, cl *docker.Cluster, node string) string {
 
 func imageID(t *testing.T, ref string) string {
 	t.Helper()
-	res, err := dockerClient(t).ImageInspect(context.Background(), ref)
+	res, err := dockertest.Client(t).ImageInspect(context.Background(), ref)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +118,7 @@ func imageID(t *testing.T, ref string) string {
 func TestDockerBumpResetStaticGo(t *testing.T) {
 	hostStart := time.Now()
 	cl, ctl := startCluster(t, 3)
-	target, _ := images(t)
+	target, _ := testImages.Get(t)
 	ctx := context.Background()
 	idBefore := imageID(t, target)
 	sumBefore := targetSum(t, cl, "n2")

@@ -1,21 +1,19 @@
 package clockfault
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/jepsen-go/jepsen/harness/agent"
 )
 
 // DefaultSocket is where `clockfault serve` listens (inside the sidecar's
@@ -33,9 +31,9 @@ type request struct {
 	Strobe *Strobe `json:"strobe,omitempty"`
 }
 
-// response is a serving agent's answer.
+// response is a serving agent's answer to status; a failure is answered
+// with an agent.Reply.
 type response struct {
-	Error  string       `json:"error,omitempty"`
 	Status *AgentStatus `json:"status,omitempty"`
 }
 
@@ -112,8 +110,7 @@ func Main(args []string, stdout io.Writer) error {
 		} else if err := wantArgs(0); err != nil {
 			return err
 		}
-		_, err := call(*socket, request{Op: "set", Shift: &s})
-		return err
+		return agent.Call("clockfault", "set", *socket, request{Op: "set", Shift: &s}, nil)
 	case "strobe":
 		if err := wantArgs(0); err != nil {
 			return err
@@ -122,18 +119,17 @@ func Main(args []string, stdout io.Writer) error {
 		if err := st.Validate(); err != nil {
 			return fmt.Errorf("clockfault %w", err)
 		}
-		_, err := call(*socket, request{Op: "strobe", Strobe: &st})
-		return err
+		return agent.Call("clockfault", "strobe", *socket, request{Op: "strobe", Strobe: &st}, nil)
 	case "status":
 		if err := wantArgs(0); err != nil {
 			return err
 		}
-		resp, err := call(*socket, request{Op: "status"})
-		if err != nil {
+		var resp response
+		if err := agent.Call("clockfault", "status", *socket, request{Op: "status"}, &resp); err != nil {
 			return err
 		}
 		b, _ := json.Marshal(resp.Status)
-		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		_, err := fmt.Fprintf(stdout, "%s\n", b)
 		return err
 	}
 	return fmt.Errorf("clockfault: unknown command %q (want serve, set, reset, strobe, status or check)", cmd)
@@ -152,59 +148,20 @@ func Check(root int) error {
 	return nil
 }
 
-// call sends req to the agent at socket and waits for its answer.
-func call(socket string, req request) (*response, error) {
-	deadline := time.Now().Add(5 * time.Second)
-	var conn net.Conn
-	var err error
-	for {
-		conn, err = net.DialTimeout("unix", socket, time.Second)
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("clockfault %s: no agent at %s (is `clockfault serve` running?): %w", req.Op, socket, err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
-		return nil, fmt.Errorf("clockfault %s: send: %w", req.Op, err)
-	}
-	var resp response
-	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
-		return nil, fmt.Errorf("clockfault %s: read answer: %w", req.Op, err)
-	}
-	if resp.Error != "" {
-		return nil, fmt.Errorf("clockfault %s: %s", req.Op, resp.Error)
-	}
-	return &resp, nil
-}
-
 // Serve runs an agent for the process tree at root, taking requests on the
 // unix socket, until ctx ends. Every second while a shift is in force it
 // reaches processes that appeared since. On exit it resets the shift to 0.
 func Serve(ctx context.Context, socket string, root int) (err error) {
-	agent := NewAgent(root)
+	a := NewAgent(root)
 	defer func() {
-		if rerr := agent.Set(Shift{}); rerr != nil && err == nil {
+		if rerr := a.Set(Shift{}); rerr != nil && err == nil {
 			err = fmt.Errorf("clockfault serve: reset on exit: %w", rerr)
 		}
-		agent.Close()
+		a.Close()
 	}()
-	if err := os.MkdirAll(filepath.Dir(socket), 0o755); err != nil {
-		return fmt.Errorf("clockfault serve: %w", err)
-	}
-	_ = os.Remove(socket)
-	ln, err := net.Listen("unix", socket)
-	if err != nil {
-		return fmt.Errorf("clockfault serve: %w", err)
-	}
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
+	// cancel stops the resync loop also if the socket cannot be served.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var reqMu sync.Mutex // one request at a time
 	go func() {
 		t := time.NewTicker(resyncEvery)
@@ -215,62 +172,35 @@ func Serve(ctx context.Context, socket string, root int) (err error) {
 				return
 			case <-t.C:
 				reqMu.Lock()
-				if !agent.Shift().IsZero() {
-					_ = agent.Resync()
+				if !a.Shift().IsZero() {
+					_ = a.Resync()
 				}
 				reqMu.Unlock()
 			}
 		}
 	}()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				reqMu.Lock() // let a running request finish
-				reqMu.Unlock()
-				return nil
-			}
-			continue
-		}
-		go func() {
-			reqMu.Lock()
-			defer reqMu.Unlock()
-			handle(agent, conn)
-		}()
+	if err := agent.ServeSocket(ctx, socket, &reqMu, func(req request) (any, error) { return handle(a, req) }); err != nil {
+		return fmt.Errorf("clockfault serve: %w", err)
 	}
+	return nil
 }
 
-func handle(agent *Agent, conn net.Conn) {
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	var req request
-	var resp response
-	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
-		resp.Error = "bad request: " + err.Error()
-	} else {
-		var err error
-		switch req.Op {
-		case "set":
-			if req.Shift == nil {
-				err = errors.New("set without a shift")
-			} else {
-				err = agent.Set(*req.Shift)
-			}
-		case "strobe":
-			if req.Strobe == nil {
-				err = errors.New("strobe without parameters")
-			} else {
-				err = agent.Strobe(*req.Strobe)
-			}
-		case "status":
-			st := agent.Status()
-			resp.Status = &st
-		default:
-			err = fmt.Errorf("unknown op %q", req.Op)
+// handle carries out one request; the request lock is held.
+func handle(a *Agent, req request) (any, error) {
+	switch req.Op {
+	case "set":
+		if req.Shift == nil {
+			return nil, errors.New("set without a shift")
 		}
-		if err != nil {
-			resp.Error = err.Error()
+		return nil, a.Set(*req.Shift)
+	case "strobe":
+		if req.Strobe == nil {
+			return nil, errors.New("strobe without parameters")
 		}
+		return nil, a.Strobe(*req.Strobe)
+	case "status":
+		st := a.Status()
+		return response{Status: &st}, nil
 	}
-	_ = json.NewEncoder(conn).Encode(resp)
+	return nil, fmt.Errorf("unknown op %q", req.Op)
 }

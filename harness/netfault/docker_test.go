@@ -2,8 +2,6 @@ package netfault
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/client"
-
 	"github.com/jepsen-go/jepsen/harness/docker"
+	"github.com/jepsen-go/jepsen/harness/docker/dockertest"
 	"github.com/jepsen-go/jepsen/history"
 	"github.com/jepsen-go/jepsen/nemesis"
 )
@@ -40,72 +37,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func requireDocker(t testing.TB) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := docker.Available(ctx); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Docker daemon not reachable and CI is set: %v", err)
-		}
-		t.Skipf("Docker daemon not reachable: %v", err)
-	}
-}
-
-var (
-	imgOnce            sync.Once
-	probeImg, agentImg string
-	probeErr, agentErr error
-)
-
-func images(t testing.TB) (probe, agent string) {
-	t.Helper()
-	imgOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		probeImg, probeErr = docker.BuildGo(ctx, "testdata/probenode", ".")
-		agentImg, agentErr = docker.SelfImage(ctx, "")
-	})
-	if probeErr != nil || agentErr != nil {
-		t.Fatalf("images: probe node: %v; agent: %v", probeErr, agentErr)
-	}
-	return probeImg, agentImg
-}
-
-// leftovers lists the containers, networks and volumes of run.
-func leftovers(t testing.TB, run string) []string {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := client.New(client.FromEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	f := make(client.Filters).Add("label", docker.LabelRun+"="+run)
-	var out []string
-	ctrs, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range ctrs.Items {
-		out = append(out, "container "+strings.Join(x.Names, ","))
-	}
-	nets, err := c.NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range nets.Items {
-		out = append(out, "network "+x.Name)
-	}
-	vols, err := c.VolumeList(ctx, client.VolumeListOptions{Filters: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range vols.Items {
-		out = append(out, "volume "+x.Name)
-	}
-	return out
-}
+// testImages are the probe node target and the agent image (this test
+// binary, which dispatches `netfault ...` to Main in TestMain).
+var testImages = dockertest.Images{Dir: "testdata/probenode", Name: "probe node"}
 
 // startCluster starts n probe nodes and an agent controller; both are torn
 // down when the test ends, and the test fails if anything is left.
@@ -116,43 +50,16 @@ func startCluster(t *testing.T, n int) (*docker.Cluster, *Controller) {
 
 func startClusterTB(t testing.TB, n int) (*docker.Cluster, *Controller) {
 	t.Helper()
-	requireDocker(t)
-	probe, agent := images(t)
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	run := "nftest-" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		if left := leftovers(t, run); len(left) > 0 {
-			t.Errorf("run %s left behind: %v", run, left)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_, _ = docker.Sweep(ctx, docker.SweepOptions{RunPrefix: run, All: true})
-		}
-	})
-	var nodes []string
-	for i := 1; i <= n; i++ {
-		nodes = append(nodes, "n"+strconv.Itoa(i))
-	}
+	dockertest.RequireDocker(t)
+	probe, agent := testImages.Get(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl, err := docker.Start(ctx, docker.Config{
-		RunID: run, Image: probe, Nodes: nodes,
-		Command:   func(node string) []string { return []string{"/target", "--id", node, "--port", "8080"} },
-		Port:      8080,
-		DataDir:   "/data",
-		ReadyPath: "/health", ReadyTimeout: 20 * time.Second,
-		Logf: t.Logf,
-	})
-	if err != nil {
-		t.Fatalf("start cluster: %v", err)
-	}
+	cl := dockertest.StartCluster(ctx, t, "nftest", probe, n,
+		func(node string) []string { return []string{"/target", "--id", node, "--port", "8080"} })
 	ctl := NewController(cl, ControllerOptions{Image: agent, Logf: t.Logf})
 	t.Cleanup(func() {
 		if err := ctl.Close(context.Background()); err != nil {
 			t.Errorf("close controller: %v", err)
-		}
-		if err := cl.Close(context.Background()); err != nil {
-			t.Errorf("close cluster: %v", err)
 		}
 	})
 	if err := ctl.Prepare(ctx); err != nil {

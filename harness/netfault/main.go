@@ -1,19 +1,15 @@
 package netfault
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
-	"time"
+
+	"github.com/jepsen-go/jepsen/harness/agent"
 )
 
 // DefaultSocket is where `netfault serve` listens for rule changes (inside
@@ -26,9 +22,9 @@ type request struct {
 	Spec *Spec  `json:"spec,omitempty"`
 }
 
-// response is a serving agent's answer.
+// response is a serving agent's answer to status; a failure is answered
+// with an agent.Reply.
 type response struct {
-	Error  string  `json:"error,omitempty"`
 	Status *Status `json:"status,omitempty"`
 }
 
@@ -70,13 +66,13 @@ func Main(args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("netfault apply: %w", err)
 		}
-		_, err = call(*socket, request{Op: "apply", Spec: &spec})
-		return err
+		return agent.Call("netfault", "apply", *socket, request{Op: "apply", Spec: &spec}, nil)
 	case "clear", "status":
 		if len(rest) != 0 {
 			return fmt.Errorf("netfault %s: unexpected argument %q", args[0], rest[0])
 		}
-		resp, err := call(*socket, request{Op: args[0]})
+		var resp response
+		err := agent.Call("netfault", args[0], *socket, request{Op: args[0]}, &resp)
 		if err != nil || args[0] == "clear" {
 			return err
 		}
@@ -87,107 +83,41 @@ func Main(args []string, stdout io.Writer) error {
 	return fmt.Errorf("netfault: unknown command %q (want serve, apply, clear or status)", args[0])
 }
 
-// call sends req to the agent at socket and waits for its answer.
-func call(socket string, req request) (*response, error) {
-	deadline := time.Now().Add(5 * time.Second)
-	var conn net.Conn
-	var err error
-	for {
-		conn, err = net.DialTimeout("unix", socket, time.Second)
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("netfault %s: no agent at %s (is `netfault serve` running?): %w", req.Op, socket, err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
-		return nil, fmt.Errorf("netfault %s: send: %w", req.Op, err)
-	}
-	var resp response
-	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
-		return nil, fmt.Errorf("netfault %s: read answer: %w", req.Op, err)
-	}
-	if resp.Error != "" {
-		return nil, fmt.Errorf("netfault %s: %s", req.Op, resp.Error)
-	}
-	return &resp, nil
-}
-
 // Serve runs an agent for the current network namespace, taking requests
 // on the unix socket, until ctx ends; then it removes every fault.
 func Serve(ctx context.Context, socket string) (err error) {
-	agent, err := NewAgent(AgentOptions{})
+	a, err := NewAgent(AgentOptions{})
 	if err != nil {
 		return fmt.Errorf("netfault serve: %w", err)
 	}
 	defer func() {
-		if cerr := agent.Close(); cerr != nil && err == nil {
+		if cerr := a.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("netfault serve: on exit: %w", cerr)
 		}
 	}()
 	// A previous agent of this namespace may have died with rules in place.
-	if err := agent.Clear(); err != nil {
+	if err := a.Clear(); err != nil {
 		return fmt.Errorf("netfault serve: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(socket), 0o755); err != nil {
+	if err := agent.ServeSocket(ctx, socket, nil, func(req request) (any, error) { return handle(a, req) }); err != nil {
 		return fmt.Errorf("netfault serve: %w", err)
 	}
-	_ = os.Remove(socket)
-	ln, err := net.Listen("unix", socket)
-	if err != nil {
-		return fmt.Errorf("netfault serve: %w", err)
-	}
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			continue
-		}
-		go handle(agent, conn)
-	}
+	return nil
 }
 
-func handle(agent *Agent, conn net.Conn) {
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	var req request
-	var resp response
-	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
-		resp.Error = "bad request: " + err.Error()
-	} else {
-		var err error
-		switch req.Op {
-		case "apply":
-			if req.Spec == nil {
-				err = fmt.Errorf("apply without a spec")
-			} else {
-				err = agent.Apply(*req.Spec)
-			}
-		case "clear":
-			err = agent.Clear()
-		case "status":
-			var st Status
-			st, err = agent.Status()
-			resp.Status = &st
-		default:
-			err = fmt.Errorf("unknown op %q", req.Op)
+// handle carries out one request.
+func handle(a *Agent, req request) (any, error) {
+	switch req.Op {
+	case "apply":
+		if req.Spec == nil {
+			return nil, fmt.Errorf("apply without a spec")
 		}
-		if err != nil {
-			resp.Error = err.Error()
-		}
+		return nil, a.Apply(*req.Spec)
+	case "clear":
+		return nil, a.Clear()
+	case "status":
+		st, err := a.Status()
+		return response{Status: &st}, err
 	}
-	_ = json.NewEncoder(conn).Encode(resp)
+	return nil, fmt.Errorf("unknown op %q", req.Op)
 }
