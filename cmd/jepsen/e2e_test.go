@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jepsen-go/jepsen/harness/docker"
+	"github.com/jepsen-go/jepsen/harness/docker/dockertest"
 )
 
 var jepsenBin string
@@ -39,19 +39,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// needDocker skips when Docker is absent, unless CI is set.
-func needDocker(t *testing.T) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := docker.Available(ctx); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set but Docker is unavailable: %v", err)
-		}
-		t.Skipf("Docker unavailable: %v", err)
-	}
 }
 
 type result struct {
@@ -122,7 +109,7 @@ func latestRun(t *testing.T, store string) string {
 }
 
 func TestRunReferenceStore(t *testing.T) {
-	needDocker(t)
+	dockertest.RequireDocker(t)
 	tests := []struct {
 		name     string
 		args     []string
@@ -182,7 +169,7 @@ func waitForOps(t *testing.T, store string, n int, within time.Duration) string 
 }
 
 func TestInterruptAndKill(t *testing.T) {
-	needDocker(t)
+	dockertest.RequireDocker(t)
 	t.Run("ctrl-c exits 130 and leaves nothing", func(t *testing.T) {
 		store := t.TempDir()
 		cmd := exec.Command(jepsenBin, "run", "--store", store, "--time-limit", "60s")
@@ -253,7 +240,7 @@ command: ["/target"]
 `
 
 func TestBadTargets(t *testing.T) {
-	needDocker(t)
+	dockertest.RequireDocker(t)
 	tests := []struct {
 		name   string
 		spec   string
