@@ -83,9 +83,9 @@ func Call(name, op, socket string, req, resp any) error {
 // ends, then returns nil. It creates the socket's directory and replaces a
 // stale socket file. Each connection carries one request: ServeSocket
 // decodes it into a new Req and answers with what handle returns (an
-// empty Reply for nil), or with a Reply holding handle's error; a request that does not decode is
-// answered with the Reply "bad request: ..." without calling handle. Each
-// exchange has 30 s.
+// empty Reply for nil), or with a Reply holding handle's error; a request
+// that does not decode is answered with the Reply "bad request: ..."
+// without calling handle. Each exchange has 30 s.
 //
 // Connections are served concurrently unless mu is not nil: then each
 // exchange, from its request to its answer, holds mu (so requests run one
