@@ -74,3 +74,38 @@ func TestCheckExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// jepsen run refuses nonsensical numbers before it touches Docker: exit 2
+// and one line naming the flag, never a silent fall-back to a default.
+func TestRunFlagErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--time-limit", "-3s"}, "--time-limit must be greater than 0, got -3s"},
+		{[]string{"--time-limit", "0s"}, "--time-limit must be greater than 0"},
+		{[]string{"--nodes", "0"}, "--nodes must be greater than 0, got 0"},
+		{[]string{"--concurrency", "-2"}, "--concurrency must be greater than 0, got -2"},
+		{[]string{"--rate", "-1"}, "--rate must not be negative"},
+		{[]string{"--runs", "0"}, "--runs must be greater than 0"},
+		{[]string{"--op-timeout", "0s"}, "--op-timeout must be greater than 0"},
+		{[]string{"--nemesis-interval", "-1s"}, "--nemesis-interval must be greater than 0"},
+		{[]string{"--ops-per-key", "0"}, "--ops-per-key must be greater than 0"},
+		{[]string{"--recovery", "-1s"}, "--recovery must not be negative"},
+		{[]string{"--seed", "-5"}, "--seed must not be negative"},
+		{[]string{"--env", "NOEQUALS"}, "--env:"},
+		{[]string{"--nemesis", "partition,typo"}, `unknown fault kind "typo"`},
+		{[]string{"--workload", "queue"}, `unknown workload "queue"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			r := jepsen(t, ctx, append([]string{"run", "--store", t.TempDir()}, tt.args...)...)
+			msg := strings.TrimSuffix(r.stderr, "\n")
+			if r.code != 2 || strings.Contains(msg, "\n") || !strings.Contains(msg, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit 2 and one line containing %q", r.code, r.stderr, tt.want)
+			}
+		})
+	}
+}

@@ -57,8 +57,8 @@ verdict), 3 unknown (the checker ran out of time), 130 interrupted.`,
   jepsen run --workload set --nemesis kill,pause --runs 5`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if runs < 1 {
-				return withCode(exitTrouble, fmt.Errorf("--runs must be at least 1, got %d", runs))
+			if err := checkRunFlags(cmd, cfg, runs); err != nil {
+				return withCode(exitTrouble, err)
 			}
 			for _, kv := range envVals {
 				if err := targets.CheckEnv(kv); err != nil {
@@ -103,6 +103,40 @@ verdict), 3 unknown (the checker ran out of time), 130 interrupted.`,
 	f.IntVar(&runs, "runs", 1, "repeat the test this many times with fresh seeds, stopping at the first invalid run")
 	f.StringVar(&junit, "junit", "", "also write the verdict as JUnit XML to this file, for CI systems to display")
 	return cmd
+}
+
+// checkRunFlags refuses numbers that make no sense, naming the flag,
+// rather than silently running with a default instead.
+func checkRunFlags(cmd *cobra.Command, cfg harness.Config, runs int) error {
+	positive := []struct {
+		flag string
+		ok   bool
+		val  any
+	}{
+		{"time-limit", cfg.TimeLimit > 0, cfg.TimeLimit},
+		{"nemesis-interval", cfg.NemesisInterval > 0, cfg.NemesisInterval},
+		{"clock-max", cfg.ClockMax > 0, cfg.ClockMax},
+		{"op-timeout", cfg.OpTimeout > 0, cfg.OpTimeout},
+		{"check-timeout", cfg.CheckTimeout > 0, cfg.CheckTimeout},
+		{"ready-timeout", cfg.ReadyTimeout > 0, cfg.ReadyTimeout},
+		{"ops-per-key", cfg.OpsPerKey > 0, cfg.OpsPerKey},
+		{"runs", runs > 0, runs},
+		// 0 is their documented default; only an explicit value is checked.
+		{"nodes", !cmd.Flags().Changed("nodes") || cfg.Nodes > 0, cfg.Nodes},
+		{"concurrency", !cmd.Flags().Changed("concurrency") || cfg.Concurrency > 0, cfg.Concurrency},
+	}
+	for _, p := range positive {
+		if !p.ok {
+			return fmt.Errorf("--%s must be greater than 0, got %v", p.flag, p.val)
+		}
+	}
+	if cfg.Rate < 0 {
+		return fmt.Errorf("--rate must not be negative (0 = as fast as the clients can go), got %v", cfg.Rate)
+	}
+	if cfg.Recovery < 0 {
+		return fmt.Errorf("--recovery must not be negative, got %v", cfg.Recovery)
+	}
+	return nil
 }
 
 // runMany performs up to n runs and returns the exit error of the last one.
