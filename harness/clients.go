@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -133,23 +134,55 @@ func runClients(gen, ops context.Context, w workloads.Workload, nodes []string, 
 	return threads
 }
 
-// finalReads reads every key back (the set workload's final phase), the
-// keys spread over the threads. A read is retried, on the next node each
-// time, until it succeeds or deadline passes; each try is an op of the
-// history.
-func finalReads(ctx context.Context, keys []string, threads []*thread, nodes []string, dial Dialer, rec *Recorder, opTimeout time.Duration, deadline time.Time) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
+// finalReads reads every key back (the set workload's final phase). The
+// threads take the keys in turn; a read is retried, on the next node each
+// time, until it succeeds. Each try is an op of the history. The phase
+// gives up only when no read has succeeded for stall: a cluster that
+// answers is read to the end however many keys there are, one that does
+// not is left after stall. Every 5 s it calls report (if not nil) with the
+// number of keys read so far. It returns that number.
+func finalReads(ctx context.Context, keys []string, threads []*thread, nodes []string, dial Dialer, rec *Recorder, opTimeout, stall time.Duration, report func(read int)) int {
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var next, read atomic.Int64
+	var lastOK atomic.Int64 // UnixNano of the latest successful read
+	lastOK.Store(time.Now().UnixNano())
+	go func() {
+		tick := time.NewTicker(min(stall/4+time.Millisecond, time.Second))
+		defer tick.Stop()
+		lastReport := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				if now.Sub(time.Unix(0, lastOK.Load())) > stall {
+					cancel()
+					return
+				}
+				if report != nil && now.Sub(lastReport) >= 5*time.Second {
+					lastReport = now
+					report(int(read.Load()))
+				}
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for _, t := range threads {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for k := t.id; k < len(keys); k += len(threads) {
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(keys) {
+					return
+				}
 				for ctx.Err() == nil {
 					node := nodes[t.node]
 					comp := invoke(ctx, rec, dial(node), node, t.process, workloads.Invocation{F: history.FRead, Key: keys[k]}, opTimeout)
 					if comp.Type == history.OK {
+						read.Add(1)
+						lastOK.Store(time.Now().UnixNano())
 						break
 					}
 					if comp.Type == history.Info {
@@ -161,8 +194,12 @@ func finalReads(ctx context.Context, keys []string, threads []*thread, nodes []s
 					case <-time.After(100 * time.Millisecond):
 					}
 				}
+				if ctx.Err() != nil {
+					return
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	return int(read.Load())
 }

@@ -54,7 +54,7 @@ func runFake(t testing.TB, workload string, seed uint64, conc int, d time.Durati
 	dial := fakeDialer(c, conc)
 	threads := runClients(gen, context.Background(), w, c.Nodes(), dial, rec, clientOptions{Concurrency: conc, OpTimeout: opTimeout})
 	if keys := w.FinalReads(); keys != nil {
-		finalReads(context.Background(), keys, threads, c.Nodes(), dial, rec, opTimeout, time.Now().Add(10*time.Second))
+		finalReads(context.Background(), keys, threads, c.Nodes(), dial, rec, opTimeout, 10*time.Second, nil)
 	}
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
@@ -344,5 +344,55 @@ func TestDownNodeFailsAndBacksOff(t *testing.T) {
 		if op.Type == history.Fail && !strings.Contains(op.Error, "n1 is down") {
 			t.Errorf("fail error %q does not say the node is down", op.Error)
 		}
+	}
+}
+
+// TestFinalReadsStall checks the final phase's rule: it reads every key of
+// a cluster that answers, even when that takes far longer than the stall
+// limit, and gives up on one that does not answer once no read has
+// succeeded for the stall limit.
+func TestFinalReadsStall(t *testing.T) {
+	const stall = 200 * time.Millisecond
+	keys := make([]string, 40000) // about 2 s of reads: many stall limits
+
+	for i := range keys {
+		keys[i] = "s" + strconv.Itoa(i)
+	}
+	tests := []struct {
+		name     string
+		mode     httpkvtest.Mode
+		wantRead int
+		maxTime  time.Duration
+	}{
+		{"answering cluster is read to the end", httpkvtest.Normal, len(keys), time.Minute},
+		{"unavailable cluster is left after the stall limit", httpkvtest.Unavailable, 0, 10 * stall},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := httpkvtest.NewCluster(fakeNodes)
+			defer c.Close()
+			for _, n := range c.Nodes() {
+				c.Server(n).SetMode(tt.mode)
+			}
+			rec, err := NewRecorder(filepath.Join(t.TempDir(), "history.jsonl"), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rec.Close()
+			threads := []*thread{{id: 0, process: 0, stride: 2}, {id: 1, node: 1, process: 1, stride: 2}}
+			t0 := time.Now()
+			read := finalReads(context.Background(), keys, threads, c.Nodes(), fakeDialer(c, 2), rec, time.Second, stall, nil)
+			took := time.Since(t0)
+			if read != tt.wantRead {
+				t.Errorf("read %d keys, want %d", read, tt.wantRead)
+			}
+			if took > tt.maxTime {
+				t.Errorf("took %v, want at most %v", took, tt.maxTime)
+			}
+			if tt.mode == httpkvtest.Normal && took < 2*stall {
+				t.Errorf("all %d keys read in %v, within two stall limits: use more keys so that the test shows the phase outlasting the limit", len(keys), took)
+			}
+			t.Logf("%d of %d keys read in %v", read, len(keys), took)
+		})
 	}
 }

@@ -103,8 +103,9 @@ const (
 	DefaultRecovery        = 10 * time.Second
 	DefaultNemesisInterval = 10 * time.Second
 	DefaultOpsPerKey       = 200
-	// finalTimeout bounds the set workload's final reads.
-	finalTimeout = 30 * time.Second
+	// finalStall ends the set workload's final reads when no read has
+	// succeeded for this long.
+	finalStall = 30 * time.Second
 )
 
 func (c *Config) fill() {
@@ -305,8 +306,14 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 		}
 		r.progressf("jepsen: final phase: reading back %d keys", len(keys))
 		t0 = time.Now()
-		finalReads(ctx, keys, threads, r.cluster.Nodes(), dial, rec, r.cfg.OpTimeout, time.Now().Add(finalTimeout))
+		read := finalReads(ctx, keys, threads, r.cluster.Nodes(), dial, rec, r.cfg.OpTimeout, finalStall, func(read int) {
+			r.progressf("  final reads: %d of %d keys read", read, len(keys))
+		})
 		r.meta.phase("final", t0)
+		if read < len(keys) && ctx.Err() == nil {
+			r.progressf("jepsen: final phase: gave up after %s without a successful read; %d of %d keys were read",
+				finalStall, read, len(keys))
+		}
 		if ctx.Err() != nil {
 			return nil, ErrInterrupted
 		}

@@ -22,7 +22,10 @@ func verdictSentence(res *checkers.Result) string {
 		}
 		return "INVALID: the store is not linearizable: some operations saw results no single order could produce."
 	}
-	return "UNKNOWN: the checker could not decide within its time budget (try a larger --timeout)."
+	if res.Workload == "set" {
+		return "UNKNOWN: no write was seen lost, but some acknowledged writes could not be read back at the end, so whether they survived is unknown."
+	}
+	return "UNKNOWN: the checker could not decide within its time budget (give it more: --check-timeout for run, --timeout for check)."
 }
 
 func printSetSummary(w io.Writer, s *checkers.SetResult) {
