@@ -59,7 +59,8 @@ type Options struct {
 	// Topologies; primaries only if Leader is set).
 	Topologies []string
 	// Leader, if set, returns the current leader for the primaries
-	// topology (e.g. from the target's GET /leader); false if unknown.
+	// topology and for aiming clock faults at the leader (e.g. from the
+	// target's GET /leader); false if unknown.
 	Leader func(ctx context.Context) (string, bool)
 	// HealTimeout bounds Heal, and each scheduled fault once begun
 	// (default DefaultHealTimeout).
@@ -295,7 +296,7 @@ func (n *Nemesis) clockFault(ctx context.Context) error {
 			return n.resetClocks(ctx)
 		}
 	}
-	targets := n.pick(false)
+	targets, drawn := n.clockTargets(ctx)
 	max := int64(n.opts.ClockMax / time.Millisecond)
 	offset := func() time.Duration {
 		// Uniform in [-max, max], at least 1 s away from 0 where max allows.
@@ -308,8 +309,12 @@ func (n *Nemesis) clockFault(ctx context.Context) error {
 	if choice < 2 {
 		bump := map[string]time.Duration{}
 		plan := map[string]string{}
-		for _, node := range targets {
-			bump[node] = offset()
+		offsets := make([]time.Duration, drawn) // as many draws whoever is aimed at
+		for i := range offsets {
+			offsets[i] = offset()
+		}
+		for i, node := range targets {
+			bump[node] = offsets[i]
 			plan[node] = bump[node].String()
 		}
 		return n.act(ctx, FBumpClock, plan, func(ctx context.Context) (any, error) {
@@ -345,6 +350,26 @@ func (n *Nemesis) resetClocks(ctx context.Context) error {
 		}
 		return plan, err
 	})
+}
+
+// clockTargets chooses the nodes of a clock fault: one node, a minority or
+// a majority, and, when the leader is known, a quarter of the time the
+// leader alone (Jepsen's primaries target): its clock is the one a lease
+// trusts. The random draws do not depend on whether the leader is known,
+// so a seed gives the same schedule either way; drawn is the size of the
+// random choice, for which the caller draws its offsets.
+func (n *Nemesis) clockTargets(ctx context.Context) (targets []string, drawn int) {
+	targets = n.pick(false)
+	drawn = len(targets)
+	if n.opts.Leader == nil {
+		return targets, drawn
+	}
+	if n.rng.Intn(4) == 0 {
+		if leader, ok := n.opts.Leader(ctx); ok && slices.Contains(n.nodes, leader) {
+			return []string{leader}, drawn
+		}
+	}
+	return targets, drawn
 }
 
 // pick chooses one node, a minority or a majority at random; with all,

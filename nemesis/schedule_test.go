@@ -494,3 +494,48 @@ func TestDownCountsKilledAndPaused(t *testing.T) {
 		t.Fatalf("Down() = %d after healing", n.Down())
 	}
 }
+
+// TestClockAimsAtLeader checks that clock faults sometimes shift the
+// leader's clock alone when the leader is known, and that knowing it does
+// not change the rest of a seed's schedule (same actions, same order).
+func TestClockAimsAtLeader(t *testing.T) {
+	const faults = 200
+	actions := func(leader func(context.Context) (string, bool)) []Action {
+		m := newMem(5)
+		n, err := New(m, m, Options{Kinds: []Kind{KindClock}, Seed: 3, Clocks: m, Leader: leader})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < faults; i++ {
+			if err := n.Inject(context.Background(), KindClock); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return n.Actions()
+	}
+	known := actions(func(context.Context) (string, bool) { return "n4", true })
+	unknown := actions(func(context.Context) (string, bool) { return "", false })
+	if len(known) != len(unknown) {
+		t.Fatalf("%d actions with the leader known, %d without", len(known), len(unknown))
+	}
+	leaderAlone := 0
+	for i := range known {
+		if known[i].F != unknown[i].F {
+			t.Fatalf("action %d: %s with the leader known, %s without", i, known[i].F, unknown[i].F)
+		}
+		if known[i].F == FBumpClock && string(known[i].Value) != string(unknown[i].Value) {
+			var plan map[string]string
+			if err := json.Unmarshal(known[i].Value, &plan); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := plan["n4"]; !ok || len(plan) != 1 {
+				t.Errorf("action %d differs but does not aim at the leader alone: %s", i, known[i].Value)
+			}
+			leaderAlone++
+		}
+	}
+	// A quarter of the bumps (half of the clock faults) aim at the leader.
+	if leaderAlone < faults/20 || leaderAlone > faults/4 {
+		t.Errorf("%d of %d clock faults aimed at the leader alone, want about %d", leaderAlone, faults, faults/8)
+	}
+}
