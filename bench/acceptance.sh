@@ -3,14 +3,20 @@
 # reference store, minutes each) and prints one line per run: the scenario,
 # the exit code and the verdict line. Not part of .ci/run: it takes about
 # 45 minutes. Usage: bench/acceptance.sh [SECTION...]
-# Sections: basic racy nemesis detect clock (default: all).
+# Sections: basic racy nemesis detect clock (default: all); CLOCK_INTERVAL
+# sets the nemesis interval of the clock section (default 10s).
 # Output: bench/out/acceptance/ (a store directory and a log per run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=bench/out/acceptance
 mkdir -p "$out"
-go build -o "$out/jepsen" ./cmd/jepsen || exit 2
-J="$PWD/$out/jepsen"
+# JEPSEN_BIN: use this binary instead of building one from the tree.
+if [ -n "${JEPSEN_BIN:-}" ]; then
+	J=$JEPSEN_BIN
+else
+	go build -o "$out/jepsen" ./cmd/jepsen || exit 2
+	J="$PWD/$out/jepsen"
+fi
 store="$PWD/$out/store"
 
 leftovers() {
@@ -58,10 +64,14 @@ for s in "${sections[@]}"; do
 		for i in 1 2 3 4 5; do run no-fsync-$i 1 --time-limit 60s --nemesis kill --workload set --env RAFTKV_BUG=no-fsync; done
 		;;
 	clock)
+		# CLOCK_INTERVAL: the --nemesis-interval of these runs (default 10s).
+		iv=${CLOCK_INTERVAL:-10s}
 		before=$(date +%s%N)
 		mono0=$(cat /proc/uptime | cut -d' ' -f1)
-		for i in 1 2 3 4 5; do run lease-read-$i 1 --time-limit 60s --nemesis clock,partition --env RAFTKV_BUG=lease-read; done
-		run correct-clock+partition-x3 0 --time-limit 60s --nemesis clock,partition --runs 3
+		for i in 1 2 3 4 5; do
+			run lease-read-$iv-$i 1 --time-limit 60s --nemesis clock,partition --nemesis-interval "$iv" --env RAFTKV_BUG=lease-read
+		done
+		run correct-clock+partition-$iv-x3 0 --time-limit 60s --nemesis clock,partition --nemesis-interval "$iv" --runs 3
 		after=$(date +%s%N)
 		mono1=$(cat /proc/uptime | cut -d' ' -f1)
 		# The host's wall clock must have advanced exactly as its uptime did.
