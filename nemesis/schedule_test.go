@@ -534,8 +534,9 @@ func TestClockAimsAtLeader(t *testing.T) {
 			leaderAlone++
 		}
 	}
-	// A quarter of the bumps (half of the clock faults) aim at the leader.
-	if leaderAlone < faults/20 || leaderAlone > faults/4 {
-		t.Errorf("%d of %d clock faults aimed at the leader alone, want about %d", leaderAlone, faults, faults/8)
+	// Half of the bumps (half of the clock faults) aim at the leader; a
+	// few of those aim at it by chance anyway and do not differ.
+	if leaderAlone < faults/8 || leaderAlone > faults/2 {
+		t.Errorf("%d of %d clock faults aimed at the leader alone, want about %d", leaderAlone, faults, faults/4)
 	}
 }
