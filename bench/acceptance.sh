@@ -3,8 +3,9 @@
 # reference store, minutes each) and prints one line per run: the scenario,
 # the exit code and the verdict line. Not part of .ci/run: it takes about
 # 45 minutes. Usage: bench/acceptance.sh [SECTION...]
-# Sections: basic racy nemesis detect clock (default: all); CLOCK_INTERVAL
-# sets the nemesis interval of the clock section (default 10s).
+# Sections: basic racy nemesis detect (= stale-read early-ack no-fsync)
+# clock; default: all. CLOCK_INTERVAL sets the nemesis interval of the
+# clock section (default 10s); JEPSEN_BIN runs that binary, unbuilt.
 # Output: bench/out/acceptance/ (a store directory and a log per run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -58,9 +59,14 @@ for s in "${sections[@]}"; do
 			run "correct-${n//,/+}-x3" 0 --time-limit 30s --nemesis "$n" --runs 3
 		done
 		;;
-	detect)
+	detect) "$0" stale-read early-ack no-fsync ;;
+	stale-read)
 		for i in 1 2 3 4 5; do run stale-read-$i 1 --time-limit 60s --nemesis partition --env RAFTKV_BUG=stale-read; done
+		;;
+	early-ack)
 		for i in 1 2 3 4 5; do run early-ack-$i 1 --time-limit 60s --nemesis partition --workload set --env RAFTKV_BUG=early-ack; done
+		;;
+	no-fsync)
 		for i in 1 2 3 4 5; do run no-fsync-$i 1 --time-limit 60s --nemesis kill --workload set --env RAFTKV_BUG=no-fsync; done
 		;;
 	clock)

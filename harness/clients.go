@@ -134,6 +134,27 @@ func runClients(gen, ops context.Context, w workloads.Workload, nodes []string, 
 	return threads
 }
 
+// finalThreads returns the client threads of the final phase: more than
+// the main phase had (reading every key back is as much work as adding them
+// was, and reads of different keys are independent), under fresh process
+// numbers above every one used so far.
+func finalThreads(threads []*thread, nodes int) []*thread {
+	n := finalConcurrency(len(threads))
+	base := 0
+	for _, t := range threads {
+		base = max(base, t.process+1)
+	}
+	out := make([]*thread, n)
+	for i := range out {
+		out[i] = &thread{id: i, node: i % nodes, process: base + i, stride: n}
+	}
+	return out
+}
+
+// finalConcurrency is the number of final-phase threads for a main phase
+// of conc threads: four times as many, up to 64 (never fewer than conc).
+func finalConcurrency(conc int) int { return max(conc, min(4*conc, 64)) }
+
 // finalReads reads every key back (the set workload's final phase). The
 // threads take the keys in turn; a read is retried, on the next node each
 // time, until it succeeds. Each try is an op of the history. The phase

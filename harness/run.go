@@ -103,6 +103,10 @@ const (
 	DefaultRecovery        = 10 * time.Second
 	DefaultNemesisInterval = 10 * time.Second
 	DefaultOpsPerKey       = 200
+	// DefaultSetRate is the op rate of the set workload when none is
+	// given: its final phase reads every added key back one by one, as
+	// slowly as they were added, so unbounded adds would make it long.
+	DefaultSetRate = 200
 	// finalStall ends the set workload's final reads when no read has
 	// succeeded for this long.
 	finalStall = 30 * time.Second
@@ -306,7 +310,7 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 		}
 		r.progressf("jepsen: final phase: reading back %d keys", len(keys))
 		t0 = time.Now()
-		read := finalReads(ctx, keys, threads, r.cluster.Nodes(), dial, rec, r.cfg.OpTimeout, finalStall, func(read int) {
+		read := finalReads(ctx, keys, finalThreads(threads, len(r.cluster.Nodes())), r.cluster.Nodes(), dial, rec, r.cfg.OpTimeout, finalStall, func(read int) {
 			r.progressf("  final reads: %d of %d keys read", read, len(keys))
 		})
 		r.meta.phase("final", t0)
@@ -502,7 +506,7 @@ func (r *run) client(node string) *httpkv.Client {
 		if r.clients == nil {
 			r.clients = map[string]*httpkv.Client{}
 		}
-		c = httpkv.New(ep, httpkv.Options{Concurrency: r.cfg.Concurrency})
+		c = httpkv.New(ep, httpkv.Options{Concurrency: finalConcurrency(r.cfg.Concurrency)})
 		r.clients[ep] = c
 	}
 	return c

@@ -66,6 +66,9 @@ verdict), 3 unknown (the checker ran out of time), 130 interrupted.`,
 				}
 			}
 			cfg.Env = envVals
+			if !cmd.Flags().Changed("rate") && cfg.Workload == workloads.Set {
+				cfg.Rate = harness.DefaultSetRate
+			}
 			if !cmd.Flags().Changed("seed") {
 				seed = int64(rand.Uint32())
 			}
@@ -89,7 +92,7 @@ verdict), 3 unknown (the checker ran out of time), 130 interrupted.`,
 	f.DurationVar(&cfg.ClockMax, "clock-max", nemesis.DefaultClockMax, "clock nemesis: largest clock offset, forward or back")
 	f.IntVar(&cfg.Nodes, "nodes", 0, "number of nodes (default: the target's nodes, 5 for the reference store)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 0, "client threads (default: 2 per node)")
-	f.Float64Var(&cfg.Rate, "rate", 0, "total ops per second across all clients; 0 = as fast as they can go")
+	f.Float64Var(&cfg.Rate, "rate", 0, "total ops per second across all clients; 0 = as fast as they can go (default: 0 for register, 200 for set, whose final phase reads every added key back)")
 	f.DurationVar(&cfg.TimeLimit, "time-limit", harness.DefaultTimeLimit, "how long clients run before the final phase")
 	f.Int64Var(&seed, "seed", 0, "seed of the op sequence and fault schedule (default: random, printed at start)")
 	f.StringVar(&cfg.Store, "store", "store", "directory where runs are written")
