@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 )
 
 // MaxLineBytes is the longest line the reader accepts. A history line is a
@@ -46,17 +45,20 @@ type Reader struct {
 	inflight map[Process]inflight
 	crashed  map[int]int // process -> line of the info that ended it
 	err      error
+	dec      *lineDecoder // made at the first line
 }
 
 // NewReader returns a Reader of r. name is used in error messages (usually
 // the file's path).
 func NewReader(r io.Reader, name string) *Reader {
-	return &Reader{
-		br:       bufio.NewReaderSize(r, 64<<10),
-		name:     name,
-		inflight: make(map[Process]inflight),
-		crashed:  make(map[int]int),
-	}
+	v := newReader(name)
+	v.br = bufio.NewReaderSize(r, 64<<10)
+	return v
+}
+
+// newReader returns a Reader without a stream, for its checks only.
+func newReader(name string) *Reader {
+	return &Reader{name: name, inflight: make(map[Process]inflight), crashed: make(map[int]int)}
 }
 
 // Line returns the number of the last line read.
@@ -66,8 +68,7 @@ func (r *Reader) Line() int { return r.line }
 func (r *Reader) Pending() int { return len(r.inflight) }
 
 func (r *Reader) errorf(format string, args ...any) error {
-	r.err = &ParseError{File: r.name, Line: r.line, Msg: oneLineMsg(fmt.Sprintf(format, args...))}
-	return r.err
+	return r.fail(problemf(format, args...))
 }
 
 // oneLineMsg keeps an error message on one line whatever the input put in
@@ -122,117 +123,87 @@ func (r *Reader) Next() (Op, error) {
 	if r.err != nil {
 		return Op{}, r.err
 	}
-	for {
-		line, err := r.readLine()
-		if err != nil {
-			if err != io.EOF {
-				r.err = err
-			}
-			return Op{}, err
+	line, err := r.nextLine()
+	if err != nil {
+		if err != io.EOF {
+			r.err = err
 		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		return r.parse(line)
+		return Op{}, err
 	}
+	return r.parse(line)
 }
 
-// rawOp mirrors Op with pointers so that missing fields can be told apart
-// from zero values.
-type rawOp struct {
-	Index   *int64          `json:"index"`
-	Type    *Type           `json:"type"`
-	Process *Process        `json:"process"`
-	F       *string         `json:"f"`
-	Key     *string         `json:"key"`
-	Value   json.RawMessage `json:"value"`
-	Time    *int64          `json:"time"`
-	Node    string          `json:"node"`
-	Error   string          `json:"error"`
+// nextLine returns the next line that is not blank, or the error that ends
+// the stream (io.EOF at its end).
+func (r *Reader) nextLine() ([]byte, error) {
+	for {
+		line, err := r.readLine()
+		if err != nil || len(bytes.TrimSpace(line)) != 0 {
+			return line, err
+		}
+	}
 }
 
 func (r *Reader) parse(line []byte) (Op, error) {
-	if line[0] != '{' {
-		if !utf8.Valid(line) {
-			return Op{}, r.errorf("not text: a history line must be a JSON object")
-		}
-		return Op{}, r.errorf("not a JSON object: %q", truncate(line, 60))
+	if r.dec == nil {
+		r.dec = new(lineDecoder)
 	}
-	var raw rawOp
-	if err := json.Unmarshal(line, &raw); err != nil {
-		return Op{}, r.errorf("%s", jsonProblem(err))
+	var op Op
+	problem, late := r.dec.decode(line, &op)
+	if err := r.check(&op, problem, late); err != nil {
+		return Op{}, err
 	}
-	switch {
-	case raw.Type == nil:
-		return Op{}, r.errorf(`missing field "type"`)
-	case raw.Process == nil:
-		return Op{}, r.errorf(`missing field "process"`)
-	case raw.F == nil || *raw.F == "":
-		return Op{}, r.errorf(`missing field "f"`)
-	case raw.Time == nil:
-		return Op{}, r.errorf(`missing field "time"`)
-	}
-	if !raw.Type.Valid() {
-		return Op{}, r.errorf(`unknown type %q: must be invoke, ok, fail or info`, string(*raw.Type))
-	}
-	op := Op{
-		Type:    *raw.Type,
-		Process: *raw.Process,
-		F:       *raw.F,
-		Value:   raw.Value,
-		Time:    *raw.Time,
-		Node:    raw.Node,
-		Error:   raw.Error,
-	}
-	if raw.Index != nil {
-		op.Index = *raw.Index
-	}
-	if raw.Key != nil {
-		op.Key = *raw.Key
-	}
-	if IsNull(op.Value) {
-		op.Value = nil
-	}
-	if op.Time < 0 {
-		return Op{}, r.errorf("time %d is negative", op.Time)
+	return op, nil
+}
+
+// fail records problem as the error at the current line.
+func (r *Reader) fail(problem string) error {
+	r.err = &ParseError{File: r.name, Line: r.line, Msg: problem}
+	return r.err
+}
+
+// check makes the checks of a decoded line that depend on the lines before
+// it, in line order, and completes op (a completion without a key takes its
+// invocation's). problem and late are what decode returned.
+func (r *Reader) check(op *Op, problem string, late bool) error {
+	if problem != "" && !late {
+		return r.fail(problem)
 	}
 	if op.Time < r.lastTime {
-		return Op{}, r.errorf("time goes backwards: %d after %d", op.Time, r.lastTime)
+		return r.errorf("time goes backwards: %d after %d", op.Time, r.lastTime)
 	}
 	r.lastTime = op.Time
-	if op.F == FCAS && op.Value != nil {
-		if _, _, err := CASPair(op.Value); err != nil {
-			return Op{}, r.errorf("%v", err)
-		}
+	if problem != "" {
+		return r.fail(problem)
 	}
 	p := op.Process
 	if op.Type == Invoke {
 		if prev, ok := r.inflight[p]; ok {
-			return Op{}, r.errorf("process %s invokes %s while its %s from line %d is still in flight (a process runs one op at a time)", p, op.F, prev.f, prev.line)
+			return r.errorf("process %s invokes %s while its %s from line %d is still in flight (a process runs one op at a time)", p, op.F, prev.f, prev.line)
 		}
 		if at, ok := r.crashed[p.ID]; ok && !p.Nemesis {
-			return Op{}, r.errorf("process %s invokes %s after its info at line %d (after an info the client must continue under a new process number)", p, op.F, at)
+			return r.errorf("process %s invokes %s after its info at line %d (after an info the client must continue under a new process number)", p, op.F, at)
 		}
 		r.inflight[p] = inflight{f: op.F, key: op.Key, line: r.line}
-		return op, nil
+		return nil
 	}
 	inv, ok := r.inflight[p]
 	if !ok {
-		return Op{}, r.errorf("%s of %s by process %s has no invocation", op.Type, op.F, p)
+		return r.errorf("%s of %s by process %s has no invocation", op.Type, op.F, p)
 	}
 	if inv.f != op.F {
-		return Op{}, r.errorf("%s of %s by process %s completes its invocation of %s at line %d", op.Type, op.F, p, inv.f, inv.line)
+		return r.errorf("%s of %s by process %s completes its invocation of %s at line %d", op.Type, op.F, p, inv.f, inv.line)
 	}
 	if op.Key == "" {
 		op.Key = inv.key
 	} else if op.Key != inv.key {
-		return Op{}, r.errorf("%s of %s on key %q by process %s completes its invocation on key %q at line %d", op.Type, op.F, op.Key, p, inv.key, inv.line)
+		return r.errorf("%s of %s on key %q by process %s completes its invocation on key %q at line %d", op.Type, op.F, op.Key, p, inv.key, inv.line)
 	}
 	delete(r.inflight, p)
 	if op.Type == Info && !p.Nemesis {
 		r.crashed[p.ID] = r.line
 	}
-	return op, nil
+	return nil
 }
 
 // jsonProblem turns an encoding/json error into a short message a person
@@ -252,26 +223,16 @@ func jsonProblem(err error) string {
 	return err.Error()
 }
 
-// Read reads a whole history from r. name is used in error messages.
-func Read(r io.Reader, name string) ([]Op, error) { return read(r, name, 0) }
-
-// read reads a whole history, with room for capHint ops to begin with.
-func read(r io.Reader, name string, capHint int) ([]Op, error) {
-	hr := NewReader(r, name)
-	ops := make([]Op, 0, capHint)
-	for {
-		op, err := hr.Next()
-		if err == io.EOF {
-			return ops, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		ops = append(ops, op)
-	}
+// Read reads a whole history from r. name is used in error messages. It
+// decodes the lines on several goroutines and checks them in order, as
+// Reader.Next does, with the same errors; it may read a few batches of
+// lines beyond a malformed one before it returns, and returns only once it
+// no longer reads r.
+func Read(r io.Reader, name string) ([]Op, error) {
+	return readAll(r, name, 0, defaultPipeline(), nil)
 }
 
-// ReadFile reads the history JSONL file at path.
+// ReadFile reads the history JSONL file at path, as Read does.
 func ReadFile(path string) ([]Op, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -284,5 +245,6 @@ func ReadFile(path string) ([]Op, error) {
 	if fi, err := f.Stat(); err == nil {
 		hint = int(min(fi.Size()/80, 1<<26))
 	}
-	return read(f, path, hint)
+	// Closing the file on an early stop ends a read that waits on a pipe.
+	return readAll(f, path, hint, defaultPipeline(), func() { f.Close() })
 }

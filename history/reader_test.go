@@ -41,35 +41,40 @@ func TestReaderAcceptsValidHistory(t *testing.T) {
 	}
 }
 
+// inv0 is a valid first line for the cases of readerErrors.
+const inv0 = `{"type":"invoke","process":0,"f":"write","key":"k","value":1,"time":10}` + "\n"
+
+// readerErrors are malformed histories, each with the prefix of the error it
+// must be refused with (the file name is "h").
+var readerErrors = []struct {
+	name, in, want string
+}{
+	{"bad json", `{"type":"invoke",`, "h:1: bad JSON"},
+	{"not an object", `[1,2]`, "h:1: not a JSON object"},
+	{"binary garbage", "\x00\xff\xfe\x01garbage", "h:1: not text"},
+	{"unknown type", `{"type":"done","process":0,"f":"read","time":1}`, `h:1: unknown type "done"`},
+	{"missing type", `{"process":0,"f":"read","time":1}`, `h:1: missing field "type"`},
+	{"missing process", `{"type":"invoke","f":"read","time":1}`, `h:1: missing field "process"`},
+	{"missing f", `{"type":"invoke","process":0,"time":1}`, `h:1: missing field "f"`},
+	{"missing time", `{"type":"invoke","process":0,"f":"read"}`, `h:1: missing field "time"`},
+	{"wrong type for time", `{"type":"invoke","process":0,"f":"read","time":"soon"}`, `h:1: field "time" has the wrong type`},
+	{"bad process", `{"type":"invoke","process":"alice","f":"read","time":1}`, `h:1: process must be a non-negative integer or "nemesis"`},
+	{"negative process", `{"type":"invoke","process":-1,"f":"read","time":1}`, `h:1: process must be`},
+	{"no invocation", `{"type":"ok","process":0,"f":"read","time":1}`, "h:1: ok of read by process 0 has no invocation"},
+	{"two in flight", inv0 + `{"type":"invoke","process":0,"f":"read","key":"k","time":11}`, "h:2: process 0 invokes read while its write from line 1 is still in flight"},
+	{"completion of other f", inv0 + `{"type":"ok","process":0,"f":"read","key":"k","time":11}`, "h:2: ok of read by process 0 completes its invocation of write"},
+	{"completion of other key", inv0 + `{"type":"ok","process":0,"f":"write","key":"j","value":1,"time":11}`, `h:2: ok of write on key "j"`},
+	{"cas not a pair", `{"type":"invoke","process":0,"f":"cas","key":"k","value":[1],"time":1}`, "h:1: cas value must be a pair"},
+	{"cas scalar", `{"type":"invoke","process":0,"f":"cas","key":"k","value":7,"time":1}`, "h:1: cas value must be a pair"},
+	{"time backwards", inv0 + `{"type":"ok","process":0,"f":"write","key":"k","value":1,"time":9}`, "h:2: time goes backwards: 9 after 10"},
+	{"negative time", `{"type":"invoke","process":0,"f":"read","time":-5}`, "h:1: time -5 is negative"},
+	{"issue after info", inv0 + `{"type":"info","process":0,"f":"write","key":"k","time":11}` + "\n" +
+		`{"type":"invoke","process":0,"f":"read","key":"k","time":12}`, "h:3: process 0 invokes read after its info at line 2"},
+	{"truncated last line", inv0 + `{"type":"ok","process":0,"f":"wri`, "h:2: bad JSON"},
+}
+
 func TestReaderErrors(t *testing.T) {
-	const inv0 = `{"type":"invoke","process":0,"f":"write","key":"k","value":1,"time":10}` + "\n"
-	tests := []struct {
-		name, in, want string
-	}{
-		{"bad json", `{"type":"invoke",`, "h:1: bad JSON"},
-		{"not an object", `[1,2]`, "h:1: not a JSON object"},
-		{"binary garbage", "\x00\xff\xfe\x01garbage", "h:1: not text"},
-		{"unknown type", `{"type":"done","process":0,"f":"read","time":1}`, `h:1: unknown type "done"`},
-		{"missing type", `{"process":0,"f":"read","time":1}`, `h:1: missing field "type"`},
-		{"missing process", `{"type":"invoke","f":"read","time":1}`, `h:1: missing field "process"`},
-		{"missing f", `{"type":"invoke","process":0,"time":1}`, `h:1: missing field "f"`},
-		{"missing time", `{"type":"invoke","process":0,"f":"read"}`, `h:1: missing field "time"`},
-		{"wrong type for time", `{"type":"invoke","process":0,"f":"read","time":"soon"}`, `h:1: field "time" has the wrong type`},
-		{"bad process", `{"type":"invoke","process":"alice","f":"read","time":1}`, `h:1: process must be a non-negative integer or "nemesis"`},
-		{"negative process", `{"type":"invoke","process":-1,"f":"read","time":1}`, `h:1: process must be`},
-		{"no invocation", `{"type":"ok","process":0,"f":"read","time":1}`, "h:1: ok of read by process 0 has no invocation"},
-		{"two in flight", inv0 + `{"type":"invoke","process":0,"f":"read","key":"k","time":11}`, "h:2: process 0 invokes read while its write from line 1 is still in flight"},
-		{"completion of other f", inv0 + `{"type":"ok","process":0,"f":"read","key":"k","time":11}`, "h:2: ok of read by process 0 completes its invocation of write"},
-		{"completion of other key", inv0 + `{"type":"ok","process":0,"f":"write","key":"j","value":1,"time":11}`, `h:2: ok of write on key "j"`},
-		{"cas not a pair", `{"type":"invoke","process":0,"f":"cas","key":"k","value":[1],"time":1}`, "h:1: cas value must be a pair"},
-		{"cas scalar", `{"type":"invoke","process":0,"f":"cas","key":"k","value":7,"time":1}`, "h:1: cas value must be a pair"},
-		{"time backwards", inv0 + `{"type":"ok","process":0,"f":"write","key":"k","value":1,"time":9}`, "h:2: time goes backwards: 9 after 10"},
-		{"negative time", `{"type":"invoke","process":0,"f":"read","time":-5}`, "h:1: time -5 is negative"},
-		{"issue after info", inv0 + `{"type":"info","process":0,"f":"write","key":"k","time":11}` + "\n" +
-			`{"type":"invoke","process":0,"f":"read","key":"k","time":12}`, "h:3: process 0 invokes read after its info at line 2"},
-		{"truncated last line", inv0 + `{"type":"ok","process":0,"f":"wri`, "h:2: bad JSON"},
-	}
-	for _, tt := range tests {
+	for _, tt := range readerErrors {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Read(strings.NewReader(tt.in), "h")
 			if err == nil {
