@@ -4,8 +4,8 @@
 # the exit code and the verdict line. Not part of .ci/run: it takes about
 # 45 minutes. Usage: bench/acceptance.sh [SECTION...]
 # Sections: basic racy nemesis detect (= stale-read early-ack no-fsync)
-# clock; default: all. CLOCK_INTERVAL sets the nemesis interval of the
-# clock section (default 10s); JEPSEN_BIN runs that binary, unbuilt.
+# clock; default: all. CLOCK_INTERVAL and DETECT_INTERVAL set the nemesis
+# interval of the clock and detection sections (default 10s); JEPSEN_BIN runs that binary, unbuilt.
 # Output: bench/out/acceptance/ (a store directory and a log per run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -61,13 +61,13 @@ for s in "${sections[@]}"; do
 		;;
 	detect) "$0" stale-read early-ack no-fsync ;;
 	stale-read)
-		for i in 1 2 3 4 5; do run stale-read-$i 1 --time-limit 60s --nemesis partition --env RAFTKV_BUG=stale-read; done
+		for i in 1 2 3 4 5; do run stale-read-${DETECT_INTERVAL:-10s}-$i 1 --time-limit 60s --nemesis-interval "${DETECT_INTERVAL:-10s}" --nemesis partition --env RAFTKV_BUG=stale-read; done
 		;;
 	early-ack)
-		for i in 1 2 3 4 5; do run early-ack-$i 1 --time-limit 60s --nemesis partition --workload set --env RAFTKV_BUG=early-ack; done
+		for i in 1 2 3 4 5; do run early-ack-${DETECT_INTERVAL:-10s}-$i 1 --time-limit 60s --nemesis-interval "${DETECT_INTERVAL:-10s}" --nemesis partition --workload set --env RAFTKV_BUG=early-ack; done
 		;;
 	no-fsync)
-		for i in 1 2 3 4 5; do run no-fsync-$i 1 --time-limit 60s --nemesis kill --workload set --env RAFTKV_BUG=no-fsync; done
+		for i in 1 2 3 4 5; do run no-fsync-${DETECT_INTERVAL:-10s}-$i 1 --time-limit 60s --nemesis-interval "${DETECT_INTERVAL:-10s}" --nemesis kill --workload set --env RAFTKV_BUG=no-fsync; done
 		;;
 	clock)
 		# CLOCK_INTERVAL: the --nemesis-interval of these runs (default 10s).
