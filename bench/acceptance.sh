@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs the long acceptance scenarios of the issues (real Docker runs of the
 # reference store, minutes each) and prints one line per run: the scenario,
-# the exit code and the verdict line. Not part of .ci/run: it takes about
-# 45 minutes. Usage: bench/acceptance.sh [SECTION...]
+# whether the exit code was the one wanted, the time, what was left in
+# Docker, and the verdict line. Not part of .ci/run: all of it takes about
+# an hour. Usage: bench/acceptance.sh [SECTION...]
+#
 # Sections: basic racy nemesis detect (= stale-read early-ack no-fsync)
-# clock; default: all. CLOCK_INTERVAL and DETECT_INTERVAL set the nemesis
-# interval of the clock and detection sections (default 10s); JEPSEN_BIN runs that binary, unbuilt.
+# clock; default: all.
+# Environment: CLOCK_INTERVAL and DETECT_INTERVAL set the nemesis interval
+# of the clock and detection sections (default 10s); JEPSEN_BIN runs that
+# binary instead of building one.
 # Output: bench/out/acceptance/ (a store directory and a log per run).
 set -uo pipefail
 cd "$(dirname "$0")/.."
