@@ -255,8 +255,16 @@ func (n *Nemesis) Inject(ctx context.Context, k Kind) error {
 	return fmt.Errorf("nemesis: unknown fault kind %q (valid: %s)", k, kindList())
 }
 
+// startPartition cuts the network by a random topology. When primaries is
+// among the topologies (the leader is known), half of the partitions
+// isolate the leader whatever the draw: in a leader-based store, deposing
+// the leader is what exposes lost acknowledged writes and stale leases,
+// and bridge and majorities-ring never depose it.
 func (n *Nemesis) startPartition(ctx context.Context) error {
 	topo := n.opts.Topologies[n.rng.Intn(len(n.opts.Topologies))]
+	if slices.Contains(n.opts.Topologies, TopoPrimaries) && n.rng.Intn(2) == 0 {
+		topo = TopoPrimaries
+	}
 	var g Grudge
 	var err error
 	if topo == TopoPrimaries {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -538,5 +539,43 @@ func TestClockAimsAtLeader(t *testing.T) {
 	// few of those aim at it by chance anyway and do not differ.
 	if leaderAlone < faults/8 || leaderAlone > faults/2 {
 		t.Errorf("%d of %d clock faults aimed at the leader alone, want about %d", leaderAlone, faults, faults/4)
+	}
+}
+
+// TestPartitionsOftenIsolateLeader checks that, with the leader known,
+// more than half of the partitions isolate it, and that a topology list
+// without primaries is obeyed.
+func TestPartitionsOftenIsolateLeader(t *testing.T) {
+	leader := func(context.Context) (string, bool) { return "n2", true }
+	for _, tc := range []struct {
+		name     string
+		topos    []string
+		min, max int // of 200 partitions, how many isolate the leader
+	}{
+		{"all topologies", nil, 95, 145},
+		{"no primaries", []string{TopoMajority, TopoMajoritiesRing}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMem(5)
+			n, err := New(m, m, Options{Kinds: []Kind{KindPartition}, Seed: 7, Leader: leader, Topologies: tc.topos})
+			if err != nil {
+				t.Fatal(err)
+			}
+			isolated := 0
+			for i := 0; i < 200; i++ {
+				if err := n.Inject(context.Background(), KindPartition); err != nil {
+					t.Fatal(err)
+				}
+				if slices.Contains(n.Active(), "partition "+TopoPrimaries) {
+					isolated++
+				}
+				if err := n.Heal(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if isolated < tc.min || isolated > tc.max {
+				t.Errorf("%d of 200 partitions isolated the leader, want %d to %d", isolated, tc.min, tc.max)
+			}
+		})
 	}
 }
