@@ -36,10 +36,9 @@ type clientOptions struct {
 // process number, and continues under a fresh one after an info, as
 // Jepsen's clients do.
 type thread struct {
-	id      int
 	node    int // index into nodes: thread i starts on node i mod N
 	process int
-	stride  int // Concurrency: process numbers of thread i are i, i+C, i+2C...
+	stride  int // the number of threads: after an info, process += stride, so threads never share a number
 }
 
 func (t *thread) crashed() { t.process += t.stride }
@@ -109,7 +108,7 @@ func runClients(gen, ops context.Context, w workloads.Workload, nodes []string, 
 	threads := make([]*thread, opts.Concurrency)
 	var wg sync.WaitGroup
 	for i := range threads {
-		t := &thread{id: i, node: i % len(nodes), process: i, stride: opts.Concurrency}
+		t := &thread{node: i % len(nodes), process: i, stride: opts.Concurrency}
 		threads[i] = t
 		g := w.Thread(i)
 		wg.Add(1)
@@ -146,7 +145,7 @@ func finalThreads(threads []*thread, nodes int) []*thread {
 	}
 	out := make([]*thread, n)
 	for i := range out {
-		out[i] = &thread{id: i, node: i % nodes, process: base + i, stride: n}
+		out[i] = &thread{node: i % nodes, process: base + i, stride: n}
 	}
 	return out
 }

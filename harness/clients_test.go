@@ -379,7 +379,7 @@ func TestFinalReadsStall(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer rec.Close()
-			threads := []*thread{{id: 0, process: 0, stride: 2}, {id: 1, node: 1, process: 1, stride: 2}}
+			threads := []*thread{{process: 0, stride: 2}, {node: 1, process: 1, stride: 2}}
 			t0 := time.Now()
 			read := finalReads(context.Background(), keys, threads, c.Nodes(), fakeDialer(c, 2), rec, time.Second, stall, nil)
 			took := time.Since(t0)

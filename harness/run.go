@@ -103,9 +103,10 @@ const (
 	DefaultRecovery        = 10 * time.Second
 	DefaultNemesisInterval = 10 * time.Second
 	DefaultOpsPerKey       = 200
-	// DefaultSetRate is the op rate of the set workload when none is
-	// given: its final phase reads every added key back one by one, as
-	// slowly as they were added, so unbounded adds would make it long.
+	// DefaultSetRate is the op rate the command line gives the set
+	// workload when --rate is not set (Config.Rate 0 stays unlimited): its
+	// final phase reads every added key back one by one, as slowly as they
+	// were added, so unbounded adds would make it long.
 	DefaultSetRate = 200
 	// finalStall ends the set workload's final reads when no read has
 	// succeeded for this long.

@@ -535,8 +535,9 @@ func TestClockAimsAtLeader(t *testing.T) {
 			leaderAlone++
 		}
 	}
-	// Half of the bumps (half of the clock faults) aim at the leader; a
-	// few of those aim at it by chance anyway and do not differ.
+	// Half of the bumps (which are about half of the clock faults) aim at
+	// the leader; a few of those would have picked it alone anyway and do
+	// not differ.
 	if leaderAlone < faults/8 || leaderAlone > faults/2 {
 		t.Errorf("%d of %d clock faults aimed at the leader alone, want about %d", leaderAlone, faults, faults/4)
 	}
