@@ -97,8 +97,11 @@ type Nemesis struct {
 	cluster Cluster
 	net     Network
 	opts    Options
-	rng     *rand.Rand
 	nodes   []string
+	// families take turns within and overlap between them; rngs[i] is
+	// the random source of families[i], used under mu.
+	families []family
+	rngs     []*rand.Rand
 
 	mu        sync.Mutex // serialises actions
 	sink      func(history.Op)
@@ -175,40 +178,111 @@ func New(cluster Cluster, net Network, opts Options) (*Nemesis, error) {
 	if len(nodes) == 0 {
 		return nil, errors.New("nemesis: the cluster has no nodes")
 	}
-	return &Nemesis{cluster: cluster, net: net, opts: opts, nodes: nodes,
-		rng: rand.New(rand.NewSource(opts.Seed))}, nil
+	n := &Nemesis{cluster: cluster, net: net, opts: opts, nodes: nodes}
+	for i, f := range families {
+		n.families = append(n.families, family{name: f.name, persistent: f.persistent,
+			kinds: slices.DeleteFunc(slices.Clone(f.kinds), func(k Kind) bool { return !slices.Contains(opts.Kinds, k) })})
+		// Each family has its own source, so its sequence of faults
+		// depends on the seed alone, not on how the families interleave.
+		n.rngs = append(n.rngs, rand.New(rand.NewSource(opts.Seed+int64(i))))
+	}
+	return n, nil
 }
 
-// Run alternates a random fault of the enabled kinds with healing, each
-// phase lasting the interval, until ctx ends; then it heals everything
-// (Heal). Every action is recorded into sink as a nemesis invoke followed by
-// an info. It returns Heal's error: a fault that could not be injected is
-// recorded and logged, not fatal.
+// A family is a set of fault kinds that take turns: each fault of a family
+// is healed before the family's next one. Families run side by side, so
+// faults of different families overlap, as with Jepsen's combined nemesis
+// packages: a skewed clock meets a partition, a partition meets a crash.
+// Only whole families overlap, so a node is never killed while paused,
+// nor partitioned and shaped at once.
+type family struct {
+	name  string
+	kinds []Kind
+	// persistent faults (clock offsets) are not healed between faults:
+	// they stay until a reset or the end of the run, and the family acts
+	// every interval.
+	persistent bool
+}
+
+// families are every family, in a fixed order that gives each its seed.
+var families = []family{
+	{name: "network", kinds: []Kind{KindPartition, KindPacket}},
+	{name: "process", kinds: []Kind{KindKill, KindPause}},
+	{name: "clock", kinds: []Kind{KindClock}, persistent: true},
+}
+
+// familyOf returns the index of k's family in families, or -1.
+func familyOf(k Kind) int {
+	return slices.IndexFunc(families, func(f family) bool { return slices.Contains(f.kinds, k) })
+}
+
+// Run injects faults until ctx ends, then heals everything (Heal). Each
+// family of the enabled kinds (network: partition and packet; process:
+// kill and pause; clock) runs its own schedule: a random fault of the
+// family, the interval, its healing, the interval, and again. Clock
+// offsets are not healed between faults, so the clock family acts every
+// interval instead (bump, strobe or reset). The families start staggered
+// by a share of the interval, so their faults overlap without starting
+// together. Every action is recorded into sink as a nemesis invoke
+// followed by an info. It returns Heal's error: a fault that could not be
+// injected is recorded and logged, not fatal.
 func (n *Nemesis) Run(ctx context.Context, sink func(history.Op)) error {
 	n.mu.Lock()
 	n.sink = sink
 	n.mu.Unlock()
-	for len(n.opts.Kinds) > 0 {
-		if !sleep(ctx, n.opts.Interval) {
-			break
+	var active []int
+	for i, f := range n.families {
+		if len(f.kinds) > 0 {
+			active = append(active, i)
 		}
-		k := n.opts.Kinds[n.rng.Intn(len(n.opts.Kinds))]
+	}
+	var wg sync.WaitGroup
+	for j, i := range active {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.runFamily(ctx, i, n.opts.Interval*time.Duration(j)/time.Duration(len(active)))
+		}()
+	}
+	wg.Wait()
+	return n.Heal(ctx)
+}
+
+// runFamily runs the schedule of family i, starting after the phase.
+func (n *Nemesis) runFamily(ctx context.Context, i int, phase time.Duration) {
+	if !sleep(ctx, phase) {
+		return
+	}
+	for {
+		if !sleep(ctx, n.opts.Interval) {
+			return
+		}
 		// A fault that has begun is carried through even if the run ends
 		// meanwhile (bounded by HealTimeout): cut off half-way it would be
 		// recorded as failed and be half-installed; Heal follows anyway.
 		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.HealTimeout)
-		_ = n.Inject(ictx, k)
+		_ = n.injectFamily(ictx, i)
 		cancel()
+		if n.families[i].persistent {
+			continue
+		}
 		if !sleep(ctx, n.opts.Interval) {
-			break
+			return
 		}
 		// Healing is not cut short by the end of the run: a half-started
 		// node would only need healing again.
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.HealTimeout)
-		_ = n.heal(hctx, false)
+		_ = n.heal(hctx, n.families[i].kinds, false)
 		cancel()
 	}
-	return n.Heal(ctx)
+}
+
+// injectFamily starts a random fault of family i's enabled kinds.
+func (n *Nemesis) injectFamily(ctx context.Context, i int) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	kinds := n.families[i].kinds
+	return n.injectLocked(ctx, kinds[n.rngs[i].Intn(len(kinds))])
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -222,13 +296,23 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Inject starts one random fault of kind k now, recording it.
+// Inject starts one random fault of kind k now, recording it. The random
+// draws come from the source of k's family.
 func (n *Nemesis) Inject(ctx context.Context, k Kind) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.injectLocked(ctx, k)
+}
+
+func (n *Nemesis) injectLocked(ctx context.Context, k Kind) error {
+	fi := familyOf(k)
+	if fi < 0 {
+		return fmt.Errorf("nemesis: unknown fault kind %q (valid: %s)", k, kindList())
+	}
+	rng := n.rngs[fi]
 	switch k {
 	case KindPartition:
-		return n.startPartition(ctx)
+		return n.startPartition(ctx, rng)
 	case KindPacket:
 		p := n.opts.Packet
 		return n.act(ctx, FStartPacket, p, func(ctx context.Context) (any, error) {
@@ -236,21 +320,21 @@ func (n *Nemesis) Inject(ctx context.Context, k Kind) error {
 			return p, n.net.Shape(ctx, p)
 		})
 	case KindKill:
-		targets := n.pick(true)
+		targets := n.pick(n.nodes, true, rng)
 		return n.act(ctx, FKill, targets, func(ctx context.Context) (any, error) {
 			done, err := n.each(ctx, targets, n.cluster.Kill)
 			n.killed = union(n.killed, targets) // a failed kill may still have killed
 			return done, err
 		})
 	case KindPause:
-		targets := n.pick(true)
+		targets := n.pick(n.nodes, true, rng)
 		return n.act(ctx, FPause, targets, func(ctx context.Context) (any, error) {
 			done, err := n.each(ctx, targets, n.cluster.Pause)
 			n.paused = union(n.paused, targets)
 			return done, err
 		})
 	case KindClock:
-		return n.clockFault(ctx)
+		return n.clockFault(ctx, rng)
 	}
 	return fmt.Errorf("nemesis: unknown fault kind %q (valid: %s)", k, kindList())
 }
@@ -260,9 +344,9 @@ func (n *Nemesis) Inject(ctx context.Context, k Kind) error {
 // isolate the leader whatever the draw: in a leader-based store, deposing
 // the leader is what exposes lost acknowledged writes and stale leases,
 // and bridge and majorities-ring never depose it.
-func (n *Nemesis) startPartition(ctx context.Context) error {
-	topo := n.opts.Topologies[n.rng.Intn(len(n.opts.Topologies))]
-	if slices.Contains(n.opts.Topologies, TopoPrimaries) && n.rng.Intn(2) == 0 {
+func (n *Nemesis) startPartition(ctx context.Context, rng *rand.Rand) error {
+	topo := n.opts.Topologies[rng.Intn(len(n.opts.Topologies))]
+	if slices.Contains(n.opts.Topologies, TopoPrimaries) && rng.Intn(2) == 0 {
 		topo = TopoPrimaries
 	}
 	var g Grudge
@@ -275,11 +359,11 @@ func (n *Nemesis) startPartition(ctx context.Context) error {
 		if !ok || err != nil {
 			// No known leader: isolate a random node instead.
 			topo = TopoOne
-			g, err = One(n.nodes, n.rng)
+			g, err = One(n.nodes, rng)
 		}
 	} else {
 		f, _ := Partitioner(topo)
-		g, err = f(n.nodes, n.rng)
+		g, err = f(n.nodes, rng)
 	}
 	if err != nil {
 		n.opts.Logf("nemesis: partition %s: %v", topo, err)
@@ -295,8 +379,10 @@ func (n *Nemesis) startPartition(ctx context.Context) error {
 // time), strobes them, or resets every clock. As in Jepsen, and as with
 // real clock skew, offsets are not healed between faults: they stay until a
 // reset or the end of the run, so a skewed clock meets the other faults.
-func (n *Nemesis) clockFault(ctx context.Context) error {
-	choice := n.rng.Intn(4)
+// Only running nodes are shifted: a killed node gets its offset back when
+// it restarts, and a frozen process cannot be patched until it thaws.
+func (n *Nemesis) clockFault(ctx context.Context, rng *rand.Rand) error {
+	choice := rng.Intn(4)
 	if choice == 3 {
 		if len(n.clocks) == 0 && len(n.strobed) == 0 {
 			choice = 0 // nothing to reset: bump instead
@@ -304,11 +390,14 @@ func (n *Nemesis) clockFault(ctx context.Context) error {
 			return n.resetClocks(ctx)
 		}
 	}
-	targets, drawn := n.clockTargets(ctx)
+	up := slices.DeleteFunc(slices.Clone(n.nodes), func(x string) bool {
+		return slices.Contains(n.killed, x) || slices.Contains(n.paused, x)
+	})
+	targets, drawn := n.clockTargets(ctx, up, rng)
 	max := int64(n.opts.ClockMax / time.Millisecond)
 	offset := func() time.Duration {
 		// Uniform in [-max, max], at least 1 s away from 0 where max allows.
-		ms := n.rng.Int63n(2*max+1) - max
+		ms := rng.Int63n(2*max+1) - max
 		if ms > -1000 && ms < 1000 && max >= 1000 {
 			ms = 1000 * (1 - 2*(ms&1))
 		}
@@ -320,6 +409,10 @@ func (n *Nemesis) clockFault(ctx context.Context) error {
 		offsets := make([]time.Duration, drawn) // as many draws whoever is aimed at
 		for i := range offsets {
 			offsets[i] = offset()
+		}
+		if len(targets) == 0 {
+			n.opts.Logf("nemesis: no running node to shift the clock of")
+			return nil
 		}
 		for i, node := range targets {
 			bump[node] = offsets[i]
@@ -338,6 +431,10 @@ func (n *Nemesis) clockFault(ctx context.Context) error {
 	delta := offset()
 	if delta < 0 {
 		delta = -delta
+	}
+	if len(targets) == 0 {
+		n.opts.Logf("nemesis: no running node to strobe the clock of")
+		return nil
 	}
 	period := 10 * time.Millisecond
 	duration := min(n.opts.Interval, 10*time.Second)
@@ -360,37 +457,40 @@ func (n *Nemesis) resetClocks(ctx context.Context) error {
 	})
 }
 
-// clockTargets chooses the nodes of a clock fault: one node, a minority or
-// a majority, and, when the leader is known, half of the time the leader
-// alone (Jepsen's primaries target): its clock is the one a leader lease
-// trusts, and skew elsewhere rarely matters to a leader-based store. The random draws do not depend on whether the leader is known,
-// so a seed gives the same schedule either way; drawn is the size of the
-// random choice, for which the caller draws its offsets.
-func (n *Nemesis) clockTargets(ctx context.Context) (targets []string, drawn int) {
-	targets = n.pick(false)
+// clockTargets chooses the nodes of a clock fault among up: one node, a
+// minority or a majority of the cluster, and, when the leader is known and
+// up, half of the time the leader alone (Jepsen's primaries target): its
+// clock is the one a leader lease trusts, and skew elsewhere rarely
+// matters to a leader-based store. The random draws depend neither on
+// whether the leader is known nor on which nodes are up, so a seed gives
+// the same sequence of draws either way; drawn is the size of the random
+// choice, for which the caller draws its offsets.
+func (n *Nemesis) clockTargets(ctx context.Context, up []string, rng *rand.Rand) (targets []string, drawn int) {
+	targets = n.pick(n.nodes, false, rng)
 	drawn = len(targets)
+	targets = slices.DeleteFunc(targets, func(x string) bool { return !slices.Contains(up, x) })
 	if n.opts.Leader == nil {
 		return targets, drawn
 	}
-	if n.rng.Intn(2) == 0 {
-		if leader, ok := n.opts.Leader(ctx); ok && slices.Contains(n.nodes, leader) {
+	if rng.Intn(2) == 0 {
+		if leader, ok := n.opts.Leader(ctx); ok && slices.Contains(up, leader) {
 			return []string{leader}, drawn
 		}
 	}
 	return targets, drawn
 }
 
-// pick chooses one node, a minority or a majority at random; with all,
-// sometimes every node (a whole-cluster crash is what loses data that was
-// acknowledged but never synced).
-func (n *Nemesis) pick(all bool) []string {
-	s := shuffled(n.nodes, n.rng)
+// pick chooses one node, a minority or a majority of nodes at random;
+// with all, sometimes every node (a whole-cluster crash is what loses data
+// that was acknowledged but never synced).
+func (n *Nemesis) pick(nodes []string, all bool, rng *rand.Rand) []string {
+	s := shuffled(nodes, rng)
 	choices := 3
 	if all {
 		choices = 4
 	}
 	var k int
-	switch n.rng.Intn(choices) {
+	switch rng.Intn(choices) {
 	case 0:
 		k = 1
 	case 1:
@@ -476,14 +576,14 @@ func (n *Nemesis) record(op history.Op) {
 func (n *Nemesis) Heal(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.HealTimeout)
 	defer cancel()
-	return n.heal(ctx, true)
+	return n.heal(ctx, nil, true)
 }
 
-// heal stops the active faults; with all (the end of a run) it also resets
-// every clock and clears every network rule whether or not it knows of one.
-// Clock offsets outlive the scheduled healing: only a reset or the end of
-// the run removes them.
-func (n *Nemesis) heal(ctx context.Context, all bool) error {
+// heal stops the active faults of the given kinds; with all (the end of a
+// run) it stops every fault, resets every clock and clears every network
+// rule whether or not it knows of one. Clock offsets outlive the scheduled
+// healing: only a reset or the end of the run removes them.
+func (n *Nemesis) heal(ctx context.Context, kinds []Kind, all bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if ctx.Err() != nil {
@@ -492,7 +592,8 @@ func (n *Nemesis) heal(ctx context.Context, all bool) error {
 		return ctx.Err()
 	}
 	var errs []error
-	if n.partition != nil {
+	of := func(k Kind) bool { return all || slices.Contains(kinds, k) }
+	if n.partition != nil && of(KindPartition) {
 		g := n.partition
 		errs = append(errs, n.act(ctx, FStopPartition, g, func(ctx context.Context) (any, error) {
 			err := n.net.Partition(ctx, Grudge{})
@@ -502,7 +603,7 @@ func (n *Nemesis) heal(ctx context.Context, all bool) error {
 			return g, err
 		}))
 	}
-	if n.packet != nil {
+	if n.packet != nil && of(KindPacket) {
 		p := *n.packet
 		errs = append(errs, n.act(ctx, FStopPacket, p, func(ctx context.Context) (any, error) {
 			err := n.net.Shape(ctx, Packet{})
@@ -512,7 +613,7 @@ func (n *Nemesis) heal(ctx context.Context, all bool) error {
 			return p, err
 		}))
 	}
-	if len(n.paused) > 0 {
+	if len(n.paused) > 0 && of(KindPause) {
 		targets := n.paused
 		errs = append(errs, n.act(ctx, FResume, targets, func(ctx context.Context) (any, error) {
 			done, err := n.each(ctx, targets, n.cluster.Resume)
@@ -520,7 +621,7 @@ func (n *Nemesis) heal(ctx context.Context, all bool) error {
 			return done, err
 		}))
 	}
-	if len(n.killed) > 0 {
+	if len(n.killed) > 0 && of(KindKill) {
 		targets := n.killed
 		errs = append(errs, n.act(ctx, FStart, targets, func(ctx context.Context) (any, error) {
 			done, err := n.each(ctx, targets, n.cluster.Start)

@@ -178,12 +178,16 @@ func TestScheduleHealsAndRecords(t *testing.T) {
 	if len(ops) < 8 {
 		t.Fatalf("only %d ops in 300ms at a 2ms interval", len(ops))
 	}
-	// invoke/info pairs, nemesis process, every start followed by its stop.
+	// invoke/info pairs, nemesis process, every start followed by its
+	// stop before the next fault of its family (faults of different
+	// families overlap).
 	stops := map[string]string{FStartPartition: FStopPartition, FStartPacket: FStopPacket, FKill: FStart, FPause: FResume}
+	fam := map[string]string{FStartPartition: "network", FStopPartition: "network", FStartPacket: "network", FStopPacket: "network",
+		FKill: "process", FStart: "process", FPause: "process", FResume: "process"}
 	// Clock offsets persist until a reset, which comes at the latest at
 	// the end; they are not paired with a stop.
 	clockFs := map[string]bool{FBumpClock: true, FStrobeClock: true, FResetClock: true}
-	var open []string
+	open := map[string]string{} // family -> the stop it waits for
 	seenF := map[string]bool{}
 	for i := 0; i+1 < len(ops); i += 2 {
 		inv, info := ops[i], ops[i+1]
@@ -197,12 +201,16 @@ func TestScheduleHealsAndRecords(t *testing.T) {
 		if clockFs[inv.F] {
 			continue
 		}
+		f := fam[inv.F]
 		if stop, ok := stops[inv.F]; ok {
-			open = append(open, stop)
-		} else if len(open) == 0 || open[len(open)-1] != inv.F {
+			if open[f] != "" {
+				t.Fatalf("op %d: %s while the %s family still waits for %s", i, inv.F, f, open[f])
+			}
+			open[f] = stop
+		} else if open[f] != inv.F {
 			t.Fatalf("op %d: %s without a matching start (open %v)", i, inv.F, open)
 		} else {
-			open = open[:len(open)-1]
+			delete(open, f)
 		}
 	}
 	if len(open) != 0 {
@@ -268,30 +276,96 @@ func TestScheduleValues(t *testing.T) {
 	}
 }
 
-// Same seed, same sequence of actions (ignoring times).
+// Same seed, same sequence of actions in each family (ignoring times),
+// however the families interleave.
 func TestScheduleReproducible(t *testing.T) {
-	seq := func(seed int64) []string {
+	seq := func(seed int64, rounds int) map[int][]string {
 		m := newMem(5)
-		n, _ := New(m, m, Options{Kinds: Kinds, Seed: seed, Clocks: m})
+		n, _ := New(m, m, Options{Kinds: []Kind{KindPartition, KindPacket, KindClock}, Seed: seed, Clocks: m})
+		out := map[int][]string{}
 		var log opLog
-		n.sink = log.add
-		for i := 0; i < 12; i++ {
-			k := n.opts.Kinds[n.rng.Intn(len(n.opts.Kinds))]
-			_ = n.Inject(context.Background(), k)
-			_ = n.heal(context.Background(), false)
-		}
-		var out []string
-		for _, op := range log.ops {
-			out = append(out, op.F+" "+string(op.Value))
+		// Interleave the families differently in every round.
+		for r := 0; r < rounds; r++ {
+			for _, i := range []int{r % 3, (r + 1) % 3} {
+				if i == 1 {
+					continue // process: not enabled
+				}
+				log.ops = nil
+				n.sink = log.add
+				_ = n.injectFamily(context.Background(), i)
+				_ = n.heal(context.Background(), n.families[i].kinds, false)
+				for _, op := range log.ops {
+					out[i] = append(out[i], op.F+" "+string(op.Value))
+				}
+			}
 		}
 		return out
 	}
-	a, b, c := seq(11), seq(11), seq(12)
-	if !reflect.DeepEqual(a, b) {
-		t.Errorf("same seed, different schedules:\n%v\n%v", a, b)
+	a, b, c := seq(11, 12), seq(11, 9), seq(12, 12)
+	for _, i := range []int{0, 2} {
+		if len(a[i]) < 4 {
+			t.Fatalf("family %d: only %v", i, a[i])
+		}
+		k := min(len(a[i]), len(b[i]))
+		if !reflect.DeepEqual(a[i][:k], b[i][:k]) {
+			t.Errorf("family %d: same seed, different schedules:\n%v\n%v", i, a[i][:k], b[i][:k])
+		}
 	}
 	if reflect.DeepEqual(a, c) {
 		t.Errorf("different seeds, same schedule")
+	}
+}
+
+// TestFamiliesOverlap checks that faults of different families are in
+// force together, those of one family never are, and a clock fault never
+// targets a node that is down.
+func TestFamiliesOverlap(t *testing.T) {
+	_, _, ops := runSchedule(t, Kinds, 5, 400*time.Millisecond)
+	var partition, process bool
+	down := map[string]bool{}
+	var clockDuringPartition, clockDuringProcess, partitionDuringProcess bool
+	for i := 1; i < len(ops); i += 2 {
+		op := ops[i]
+		var nodes []string
+		switch op.F {
+		case FStartPartition:
+			partitionDuringProcess = partitionDuringProcess || process
+			partition = true
+		case FStopPartition:
+			partition = false
+		case FKill, FPause:
+			_ = json.Unmarshal(op.Value, &nodes)
+			for _, x := range nodes {
+				down[x] = true
+			}
+			process = true
+		case FStart, FResume:
+			clear(down)
+			process = false
+		case FBumpClock:
+			var plan map[string]string
+			_ = json.Unmarshal(op.Value, &plan)
+			for x := range plan {
+				nodes = append(nodes, x)
+			}
+		case FStrobeClock:
+			var plan struct{ Nodes []string }
+			_ = json.Unmarshal(op.Value, &plan)
+			nodes = plan.Nodes
+		}
+		if op.F == FBumpClock || op.F == FStrobeClock {
+			clockDuringPartition = clockDuringPartition || partition
+			clockDuringProcess = clockDuringProcess || process
+			for _, x := range nodes {
+				if down[x] {
+					t.Errorf("op %d: %s %s shifts %s, which is down", i, op.F, op.Value, x)
+				}
+			}
+		}
+	}
+	if !clockDuringPartition || !clockDuringProcess || !partitionDuringProcess {
+		t.Errorf("families did not overlap: clock during partition %v, clock during kill/pause %v, partition during kill/pause %v",
+			clockDuringPartition, clockDuringProcess, partitionDuringProcess)
 	}
 }
 

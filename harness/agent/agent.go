@@ -25,7 +25,14 @@ type Cluster interface {
 	RunSidecar(ctx context.Context, node string, s docker.Sidecar) (string, error)
 	Exec(ctx context.Context, containerID string, cmd []string) ([]byte, error)
 	RemoveContainer(ctx context.Context, id string) error
+	// Running reports whether node's container runs.
+	Running(ctx context.Context, node string) (bool, error)
 }
+
+// ErrNodeDown is returned by Exec when the node's container does not run
+// (it was killed): its namespaces are gone, so there is nothing to act on.
+// The fault controllers install their state again when it restarts.
+var ErrNodeDown = errors.New("node is down")
 
 // Config describes the agents of a Pool.
 type Config struct {
@@ -157,7 +164,7 @@ func (p *Pool) Exec(ctx context.Context, node string, args ...string) ([]byte, s
 	for attempt := 0; attempt < 2; attempt++ {
 		var id string
 		if id, err = p.start(ctx, node); err != nil {
-			return nil, "", err
+			return nil, "", p.whyFailed(ctx, node, err)
 		}
 		var out []byte
 		if out, err = p.c.Exec(ctx, id, cmd); err == nil {
@@ -172,7 +179,19 @@ func (p *Pool) Exec(ctx context.Context, node string, args ...string) ([]byte, s
 		}
 		p.drop(ctx, node, id)
 	}
-	return nil, "", fmt.Errorf("%s %s: %w", p.cfg.Name, node, err)
+	return nil, "", p.whyFailed(ctx, node, fmt.Errorf("%s %s: %w", p.cfg.Name, node, err))
+}
+
+// whyFailed returns err, marked with ErrNodeDown if node's container does
+// not run.
+func (p *Pool) whyFailed(ctx context.Context, node string, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	if up, rerr := p.c.Running(ctx, node); rerr == nil && !up {
+		return fmt.Errorf("%w: %w", ErrNodeDown, err)
+	}
+	return err
 }
 
 // Drop removes node's agent: after a node restarts, its agent is in the

@@ -19,16 +19,20 @@ type fakeCluster struct {
 	running map[string]docker.Sidecar
 	gone    map[string]bool
 	refuse  bool
+	down    map[string]bool // nodes whose container does not run
 	execs   []string
 }
 
 func newFake() *fakeCluster {
-	return &fakeCluster{running: map[string]docker.Sidecar{}, gone: map[string]bool{}}
+	return &fakeCluster{running: map[string]docker.Sidecar{}, gone: map[string]bool{}, down: map[string]bool{}}
 }
 
 func (f *fakeCluster) RunSidecar(_ context.Context, node string, s docker.Sidecar) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down[node] {
+		return "", errors.New("cannot join network namespace of a non running container")
+	}
 	f.n++
 	id := fmt.Sprintf("%s-agent-%d", node, f.n)
 	f.running[id] = s
@@ -39,7 +43,8 @@ func (f *fakeCluster) Exec(_ context.Context, id string, cmd []string) ([]byte, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.execs = append(f.execs, id+" "+strings.Join(cmd, " "))
-	if f.gone[id] {
+	node, _, _ := strings.Cut(id, "-")
+	if f.gone[id] || f.down[node] {
 		return nil, errors.New("no such container")
 	}
 	if f.refuse {
@@ -47,6 +52,12 @@ func (f *fakeCluster) Exec(_ context.Context, id string, cmd []string) ([]byte, 
 		return out, &docker.ExecError{Cmd: cmd, ExitCode: 2, Output: out}
 	}
 	return []byte("ok"), nil
+}
+
+func (f *fakeCluster) Running(_ context.Context, node string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.down[node], nil
 }
 
 func (f *fakeCluster) RemoveContainer(_ context.Context, id string) error {
@@ -94,6 +105,32 @@ func TestPoolReplacesAGoneAgentOnce(t *testing.T) {
 	}
 	if _, ok := f.running[first]; ok {
 		t.Error("the stale agent was not removed")
+	}
+}
+
+// TestPoolSaysWhenTheNodeIsDown checks that a failure on a killed node is
+// marked ErrNodeDown, whether its agent was running or not, and that other
+// failures are not.
+func TestPoolSaysWhenTheNodeIsDown(t *testing.T) {
+	f := newFake()
+	p := New(f, Config{Name: "x", Image: "img", Command: []string{"a"}})
+	ctx := context.Background()
+	if _, _, err := p.Exec(ctx, "n1", "status"); err != nil {
+		t.Fatal(err)
+	}
+	f.down["n1"], f.down["n2"] = true, true
+	for _, node := range []string{"n1", "n2"} { // with and without an agent
+		if _, _, err := p.Exec(ctx, node, "status"); !errors.Is(err, ErrNodeDown) || !strings.Contains(err.Error(), node) {
+			t.Errorf("%s down: err = %v, want ErrNodeDown naming the node", node, err)
+		}
+	}
+	f.down["n1"] = false
+	if _, _, err := p.Exec(ctx, "n1", "status"); err != nil {
+		t.Errorf("n1 back up: %v", err)
+	}
+	f.refuse = true
+	if _, _, err := p.Exec(ctx, "n1", "status"); err == nil || errors.Is(err, ErrNodeDown) {
+		t.Errorf("refusal on a running node: err = %v, want an error that is not ErrNodeDown", err)
 	}
 }
 

@@ -13,13 +13,15 @@ import (
 )
 
 // Cluster is what the Controller needs from the cluster: sidecars in a
-// node's PID namespace, exec in them, and a hook after a node restarts.
+// node's PID namespace, exec in them, whether a node runs, and a hook
+// after a node restarts.
 // *docker.Cluster satisfies it.
 type Cluster interface {
 	Nodes() []string
 	RunSidecar(ctx context.Context, node string, s docker.Sidecar) (string, error)
 	Exec(ctx context.Context, containerID string, cmd []string) ([]byte, error)
 	RemoveContainer(ctx context.Context, id string) error
+	Running(ctx context.Context, node string) (bool, error)
 	OnRestart(hook func(ctx context.Context, node string) error)
 }
 
@@ -201,7 +203,14 @@ func (ctl *Controller) apply(ctx context.Context, node string) error {
 // exec runs an agent command on node's sidecar (starting a fresh one if
 // it is gone).
 func (ctl *Controller) exec(ctx context.Context, node string, args ...string) error {
-	if _, _, err := ctl.agents.Exec(ctx, node, args...); err != nil {
+	_, _, err := ctl.agents.Exec(ctx, node, args...)
+	if errors.Is(err, agent.ErrNodeDown) {
+		// Killed: its processes are gone; the restart hook shifts the
+		// new ones.
+		ctl.opts.Logf("clockfault: %s is down; its offset follows when it restarts", node)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("clockfault: %w", err)
 	}
 	return nil

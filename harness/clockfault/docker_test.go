@@ -177,7 +177,8 @@ func TestDockerBumpResetStaticGo(t *testing.T) {
 }
 
 // TestDockerRestartStrobeMonotonic checks that a shift is installed again
-// after the node is killed and started, that a strobe flips the clock and
+// after the node is killed and started, also one set while it was down,
+// that a strobe flips the clock and
 // ends at the base offset, and that --monotonic moves the monotonic clock.
 func TestDockerRestartStrobeMonotonic(t *testing.T) {
 	cl, ctl := startCluster(t, 2)
@@ -198,6 +199,20 @@ func TestDockerRestartStrobeMonotonic(t *testing.T) {
 	t.Logf("n1 restarted (and shifted again by the hook) in %v", time.Since(t0).Round(time.Millisecond))
 	if got, _ := skew(t, cl, "n1"); got < 14*time.Second || got > 16*time.Second {
 		t.Errorf("after restart n1 is %v ahead, want 15s", got)
+	}
+	// A shift set while the node is down (the nemesis's faults overlap)
+	// is no error and follows it when it restarts.
+	if err := cl.Kill(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.SetClock(ctx, map[string]time.Duration{"n1": -8 * time.Second}); err != nil {
+		t.Fatalf("shift n1 while it is down: %v", err)
+	}
+	if err := cl.Start(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := skew(t, cl, "n1"); got < -9*time.Second || got > -7*time.Second {
+		t.Errorf("shifted by -8s while down, after restart n1 is %v ahead", got)
 	}
 
 	// Strobe n2 between 0 and +10s every 5ms for 1.5s.

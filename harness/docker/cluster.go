@@ -518,6 +518,20 @@ func (c *Cluster) state(ctx context.Context, n *node) (*container.State, error) 
 	return res.Container.State, nil
 }
 
+// Running reports whether the node's container runs (paused counts as
+// running: its namespaces exist).
+func (c *Cluster) Running(ctx context.Context, name string) (bool, error) {
+	n, err := c.node(name)
+	if err != nil {
+		return false, fmt.Errorf("running: %w", err)
+	}
+	st, err := c.state(ctx, n)
+	if err != nil {
+		return false, fmt.Errorf("inspect %s: %w", name, err)
+	}
+	return st.Running, nil
+}
+
 // Stop stops the node gracefully (SIGTERM, then SIGKILL after
 // Config.StopTimeout). A paused node is resumed first.
 func (c *Cluster) Stop(ctx context.Context, name string) error {

@@ -16,14 +16,15 @@ import (
 )
 
 // Cluster is what the Controller needs from the cluster: node addresses,
-// sidecar containers in a node's network namespace, exec in them, and a
-// hook after a node restarts. *docker.Cluster satisfies it.
+// sidecar containers in a node's network namespace, exec in them, whether
+// a node runs, and a hook after a node restarts. *docker.Cluster satisfies it.
 type Cluster interface {
 	Nodes() []string
 	IP(node string) netip.Addr
 	RunSidecar(ctx context.Context, node string, s docker.Sidecar) (string, error)
 	Exec(ctx context.Context, containerID string, cmd []string) ([]byte, error)
 	RemoveContainer(ctx context.Context, id string) error
+	Running(ctx context.Context, node string) (bool, error)
 	OnRestart(hook func(ctx context.Context, node string) error)
 }
 
@@ -214,6 +215,12 @@ func (ctl *Controller) apply(ctx context.Context, node string) error {
 		delete(ctl.applied, node) // unknown now: send it again next time
 	}
 	ctl.mu.Unlock()
+	if errors.Is(err, agent.ErrNodeDown) {
+		// Killed: its network namespace is gone; the restart hook
+		// installs the rules in the new one.
+		ctl.opts.Logf("netfault: %s is down; its rules follow when it restarts", node)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("netfault: %w", err)
 	}

@@ -118,7 +118,8 @@ func rttOf(t *testing.T, cl *docker.Cluster, from, to string) (time.Duration, bo
 
 // TestDockerPartitionOneWay cuts n1 from n2 one way (n1 drops what comes
 // from n2) in real containers and checks exactly which traffic still
-// flows, also after n1 is killed and restarted with the partition in force.
+// flows, also after n1 is killed and restarted with the partition in force,
+// and when the partition changes while n1 is down.
 func TestDockerPartitionOneWay(t *testing.T) {
 	cl, ctl := startCluster(t, 3)
 	ctx := context.Background()
@@ -172,6 +173,20 @@ func TestDockerPartitionOneWay(t *testing.T) {
 			t.Fatal(err)
 		}
 		check(t, cut)
+	})
+	t.Run("rules changed while the node is down follow it", func(t *testing.T) {
+		kctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := cl.Kill(kctx, "n1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := ctl.Partition(kctx, nemesis.Grudge{"n1": {"n3"}}); err != nil {
+			t.Fatalf("partition with n1 down: %v", err)
+		}
+		if err := cl.Start(kctx, "n1"); err != nil {
+			t.Fatal(err)
+		}
+		check(t, []flow{{"n2", "n1", true}, {"n3", "n1", false}, {"n1", "n2", true}, {"n1", "n3", true}, {"n2", "n3", true}})
 	})
 	t.Run("healed", func(t *testing.T) {
 		if err := ctl.HealNetwork(ctx); err != nil {
