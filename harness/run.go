@@ -53,7 +53,7 @@ type Config struct {
 	// Nemesis lists the fault kinds, comma-separated, or "none".
 	Nemesis string `json:"nemesis"`
 	// NemesisInterval is the time between a fault and its healing, and
-	// between healing and the next fault.
+	// between healing and the next fault of the same family.
 	NemesisInterval time.Duration `json:"nemesis_interval"`
 	// ClockMax bounds the clock offsets of the clock nemesis.
 	ClockMax time.Duration `json:"clock_max,omitempty"`

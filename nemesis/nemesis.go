@@ -1,12 +1,15 @@
 // Package nemesis decides which faults a test run suffers and when: network
 // partitions computed from a grudge, packet faults, process kills and
-// pauses, alternated with healing on a schedule driven by a seeded random
-// source, and recorded as nemesis operations of the history.
+// pauses, and clock shifts. Each family of faults alternates with healing
+// on its own schedule, driven by a seeded random source; faults of
+// different families overlap. Every action is recorded as a nemesis
+// operation of the history.
 //
-// The package does not know how a fault is installed. It declares the two
-// small interfaces it needs, Cluster (process faults, which
-// *docker.Cluster satisfies) and Network (network faults, which the fault
-// agent's controller in harness/netfault satisfies).
+// The package does not know how a fault is installed. It declares the
+// small interfaces it needs: Cluster (process faults, which
+// *docker.Cluster satisfies), Network (network faults, which the fault
+// agent's controller in harness/netfault satisfies) and Clock (clock
+// shifts, which harness/clockfault's controller satisfies).
 package nemesis
 
 import (

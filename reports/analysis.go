@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jepsen-go/jepsen/history"
 )
@@ -42,8 +43,8 @@ type faultSpan struct {
 // nodeSpan is a state of one node during [Start, End).
 type nodeSpan struct {
 	Node   string
-	State  string // killed, paused, partitioned, packet
-	Detail string // "cut off from n3 n4 n5"
+	State  string // killed, paused, partitioned, packet, clock
+	Detail string // "cut off from n3 n4 n5", "clock -12.3s", "clock strobe +28.9s"
 	Start  int64
 	End    int64
 }
@@ -328,6 +329,41 @@ func (a *analysis) buildFaults(known map[string]bool) {
 			for n := range maps(openNode["packet"]) {
 				endNode(n, "packet", end)
 			}
+		case "bump-clock":
+			// Offsets are absolute and stay until the node's next bump,
+			// a reset or the end.
+			for node, off := range clockPlan(done(r)) {
+				endNode(node, "clock", r.Start)
+				if off != 0 {
+					startNode(node, "clock", "clock "+signedSeconds(off), r.Start)
+				}
+			}
+			a.faults = append(a.faults, faultSpan{Kind: r.F, Label: r.F, Start: r.Start, End: end, Healed: true})
+		case "strobe-clock":
+			var st struct {
+				Nodes    []string `json:"nodes"`
+				Delta    string   `json:"delta"`
+				Duration string   `json:"duration"`
+			}
+			_ = json.Unmarshal(done(r), &st)
+			delta, _ := time.ParseDuration(st.Delta)
+			dur, _ := time.ParseDuration(st.Duration)
+			for _, node := range st.Nodes {
+				known[node] = true
+				a.nodeSpans = append(a.nodeSpans, nodeSpan{Node: node, State: "strobe",
+					Detail: "clock strobe " + signedSeconds(delta), Start: r.Start, End: r.Start + int64(dur)})
+			}
+			a.faults = append(a.faults, faultSpan{Kind: r.F, Label: r.F, Start: r.Start, End: end, Healed: true})
+		case "reset-clock":
+			for node := range maps(openNode["clock"]) {
+				endNode(node, "clock", end)
+			}
+			for i := range a.nodeSpans {
+				if sp := &a.nodeSpans[i]; sp.State == "strobe" && sp.End > end {
+					sp.End = end
+				}
+			}
+			a.faults = append(a.faults, faultSpan{Kind: r.F, Label: r.F, Start: r.Start, End: end, Healed: true})
 		default:
 			kind, ok := strings.CutPrefix(r.F, "start-")
 			if ok {
@@ -348,10 +384,51 @@ func (a *analysis) buildFaults(known map[string]bool) {
 		}
 	}
 	for i := range a.nodeSpans {
-		if a.nodeSpans[i].End < 0 {
+		if a.nodeSpans[i].End < 0 || a.nodeSpans[i].End > a.end {
 			a.nodeSpans[i].End = a.end
 		}
 	}
+}
+
+// clockPlan decodes a bump-clock value: node -> offset from true time.
+func clockPlan(v json.RawMessage) map[string]time.Duration {
+	var plan map[string]string
+	if json.Unmarshal(v, &plan) != nil {
+		return nil
+	}
+	out := map[string]time.Duration{}
+	for node, s := range plan {
+		if d, err := time.ParseDuration(s); err == nil {
+			out[node] = d
+		}
+	}
+	return out
+}
+
+// signedSeconds writes d as "+1.5s" or "-12.3s".
+func signedSeconds(d time.Duration) string {
+	return fmt.Sprintf("%+.1fs", d.Seconds())
+}
+
+// clocksAt describes the node clocks that were off at time t, e.g.
+// "n2 -12.3s, n5 clock strobe +28.9s", or "".
+func (a *analysis) clocksAt(t int64) string {
+	off := map[string][]string{}
+	var nodes []string
+	for _, s := range a.nodeSpans {
+		if (s.State == "clock" || s.State == "strobe") && s.Start <= t && t < s.End {
+			if off[s.Node] == nil {
+				nodes = append(nodes, s.Node)
+			}
+			off[s.Node] = append(off[s.Node], strings.TrimPrefix(s.Detail, "clock "))
+		}
+	}
+	sortNodes(nodes)
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n + " " + strings.Join(off[n], " and ")
+	}
+	return strings.Join(out, ", ")
 }
 
 // maps returns a copy of m, so that it can be changed while ranging.
@@ -426,7 +503,7 @@ func (a *analysis) nodeStateAt(node string, t int64) string {
 	var out []string
 	for _, s := range a.nodeSpans {
 		if s.Node == node && s.Start <= t && t < s.End {
-			if s.State == "partitioned" {
+			if s.State == "partitioned" || s.State == "clock" || s.State == "strobe" {
 				out = append(out, s.Detail)
 			} else {
 				out = append(out, s.State)

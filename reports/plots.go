@@ -3,10 +3,12 @@ package reports
 import (
 	"bytes"
 	"fmt"
+	"html/template"
 	"image/color"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -70,8 +72,42 @@ func stateColor(state string) color.Color {
 		return color.NRGBA{86, 180, 233, 255}
 	case "packet":
 		return color.NRGBA{148, 103, 189, 255}
+	case "clock":
+		return color.NRGBA{0, 158, 115, 255}
+	case "strobe":
+		return color.NRGBA{204, 121, 167, 255}
 	}
 	return color.NRGBA{128, 128, 128, 255}
+}
+
+// legendItem is one entry of the node timeline's legend.
+type legendItem struct {
+	Name  string
+	Color template.CSS
+}
+
+// nodeLegend lists the node states that the timeline shows, in a fixed
+// order, with their colours.
+func nodeLegend(a *analysis) []legendItem {
+	var out []legendItem
+	for _, st := range []string{"partitioned", "packet", "clock", "strobe", "killed", "paused"} {
+		if slices.ContainsFunc(a.nodeSpans, func(s nodeSpan) bool { return s.State == st }) {
+			r, g, b, _ := stateColor(st).RGBA()
+			out = append(out, legendItem{Name: legendName(st), Color: template.CSS(fmt.Sprintf("#%02x%02x%02x", r>>8, g>>8, b>>8))})
+		}
+	}
+	return out
+}
+
+// legendName is how the node timeline's legend names a state.
+func legendName(state string) string {
+	switch state {
+	case "clock":
+		return "clock off"
+	case "strobe":
+		return "clock strobe"
+	}
+	return state
 }
 
 func seconds(ns int64) float64 { return float64(ns) / 1e9 }
@@ -353,11 +389,15 @@ func (l nodeLanes) Plot(c draw.Canvas, p *plot.Plot) {
 	sty.Color = color.Black
 	for _, s := range l.spans {
 		y := float64(l.lane(s.Node))
-		// Network states in the upper half of the lane, process states in
-		// the lower half, so that both show when they overlap.
-		y0, y1 := y-0.4, y-0.02
-		if s.State == "partitioned" || s.State == "packet" {
-			y0, y1 = y+0.02, y+0.4
+		// Network states in the upper third of the lane, clock states in
+		// the middle, process states in the lower third, so that all
+		// show when they overlap.
+		y0, y1 := y-0.42, y-0.15
+		switch s.State {
+		case "partitioned", "packet":
+			y0, y1 = y+0.15, y+0.42
+		case "clock", "strobe":
+			y0, y1 = y-0.13, y+0.13
 		}
 		x0 := max(trX(seconds(s.Start)), c.Min.X)
 		x1 := min(trX(seconds(s.End)), c.Max.X)
@@ -366,8 +406,11 @@ func (l nodeLanes) Plot(c draw.Canvas, p *plot.Plot) {
 		}
 		c.FillPolygon(stateColor(s.State), []vg.Point{{X: x0, Y: trY(y0)}, {X: x1, Y: trY(y0)}, {X: x1, Y: trY(y1)}, {X: x0, Y: trY(y1)}})
 		label := s.State
-		if s.State == "partitioned" {
+		switch s.State {
+		case "partitioned":
 			label = s.Detail
+		case "clock", "strobe":
+			label = strings.TrimPrefix(s.Detail, "clock ")
 		}
 		if sty.Width(label)+4 < x1-x0 {
 			c.FillText(sty, vg.Point{X: x0 + 2, Y: trY((y0 + y1) / 2)}, label)
@@ -406,15 +449,9 @@ func nodesPlot(a *analysis) ([]byte, error) {
 		ticks = append(ticks, plot.Tick{Value: float64(lanes.lane(n)), Label: n})
 	}
 	p.Y.Tick.Marker = ticks
-	for _, st := range []string{"partitioned", "packet", "killed", "paused"} {
-		for _, s := range spans {
-			if s.State == st {
-				p.Legend.Add(st, swatch{stateColor(st)})
-				break
-			}
-		}
-	}
+	// The legend is HTML under the plot (nodeLegend): inside, it would
+	// hide the top lane's last seconds.
 	p.X.Min, p.X.Max = 0, d
-	h := 1.1*vg.Inch + vg.Length(len(nodes))*0.32*vg.Inch
+	h := 1.1*vg.Inch + vg.Length(len(nodes))*0.42*vg.Inch
 	return renderSVG(p, 9.5*vg.Inch, h)
 }

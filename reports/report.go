@@ -132,6 +132,7 @@ type view struct {
 	LatencySVG    template.HTML
 	ThroughputSVG template.HTML
 	NodesSVG      template.HTML
+	NodeLegend    []legendItem
 	PlotNotes     []string
 	LatencyDrawn  int
 	Completed     int
@@ -264,6 +265,7 @@ func write(ctx context.Context, dir string, res *checkers.Result, ops []history.
 		v.PlotNotes = append(v.PlotNotes, err.Error())
 	} else if b != nil {
 		v.NodesSVG = template.HTML(b)
+		v.NodeLegend = nodeLegend(a)
 	}
 
 	var buf bytes.Buffer
@@ -431,19 +433,23 @@ func verdictSentence(res *checkers.Result, a *analysis) (class, sentence string)
 			return "invalid", fmt.Sprintf("Invalid: the store lost %d acknowledged writes, kept %d writes it said had failed and returned %d values nobody wrote, %s.", s.Lost, s.Unexpected, s.Corrupted, under)
 		}
 		if l := res.Linear; l != nil && len(l.Failures) > 0 {
-			first := l.Failures[0].Witness
 			t := int64(-1)
 			for _, f := range l.Failures {
 				if len(f.Witness) > 0 && (t < 0 || f.Witness[0].Time < t) {
 					t = f.Witness[0].Time
 				}
 			}
-			_ = first
 			when := ""
 			if t >= 0 {
 				when = fmt.Sprintf(", the first at %.3fs", float64(t)/1e9)
-				if fs := a.faultsDuring(t, t); len(fs) > 0 {
+				// Clock actions are instants; the offsets they left are
+				// told apart, node by node.
+				fs := slices.DeleteFunc(a.faultsDuring(t, t), func(f string) bool { return strings.HasSuffix(f, "-clock") })
+				if len(fs) > 0 {
 					when += " during " + fs[0]
+				}
+				if c := a.clocksAt(t); c != "" {
+					when += ", with clocks off: " + c
 				}
 			}
 			return "invalid", fmt.Sprintf("Invalid: the store is not linearizable — on %d of %d keys clients saw results that no single order of the operations can produce%s.", l.InvalidKeys, l.Keys, when)

@@ -126,6 +126,48 @@ func TestAnalyzeFaults(t *testing.T) {
 	}
 }
 
+// TestAnalyzeClocks checks that clock offsets are node states from a bump
+// until the node's next bump, a reset or the end, and strobes for their
+// duration, so the report can say whose clock was off at a violation.
+func TestAnalyzeClocks(t *testing.T) {
+	const s = int64(time.Second)
+	bump1 := map[string]string{"n1": "-12.3s", "n2": "1.5s"}
+	bump2 := map[string]string{"n1": "20s"}
+	strobe := map[string]any{"nodes": []string{"n3"}, "delta": "28.9s", "period": "10ms", "duration": "2s"}
+	ops := []history.Op{
+		{Type: history.Invoke, Process: history.Client(0), F: "read", Key: "k", Time: 0, Node: "n1"},
+		nem(history.Invoke, "bump-clock", bump1, 1*s), nem(history.Info, "bump-clock", bump1, 1*s+5),
+		nem(history.Invoke, "bump-clock", bump2, 5*s), nem(history.Info, "bump-clock", bump2, 5*s+5),
+		nem(history.Invoke, "strobe-clock", strobe, 6*s), nem(history.Info, "strobe-clock", strobe, 6*s+5),
+		nem(history.Invoke, "reset-clock", []string{"n1", "n2", "n3"}, 10*s), nem(history.Info, "reset-clock", []string{"n1", "n2", "n3"}, 10*s+5),
+		nem(history.Invoke, "bump-clock", bump2, 11*s), nem(history.Info, "bump-clock", bump2, 11*s+5),
+		{Type: history.OK, Process: history.Client(0), F: "read", Key: "k", Time: 12 * s},
+	}
+	a, err := analyze(feed(ops), []string{"n1", "n2", "n3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		node string
+		at   int64
+		want string
+	}{
+		{"n1", 0, ""}, {"n1", 2 * s, "clock -12.3s"}, {"n2", 2 * s, "clock +1.5s"}, {"n1", 5*s + 1, "clock +20.0s"},
+		{"n2", 7 * s, "clock +1.5s"}, {"n3", 7 * s, "clock strobe +28.9s"}, {"n3", 9 * s, ""},
+		{"n1", 10*s + 10, ""}, {"n2", 10*s + 10, ""}, {"n1", 11*s + 1, "clock +20.0s"},
+	} {
+		if got := a.nodeStateAt(tc.node, tc.at); got != tc.want {
+			t.Errorf("state of %s at %.1fs = %q, want %q", tc.node, float64(tc.at)/1e9, got, tc.want)
+		}
+	}
+	if got, want := a.clocksAt(7*s), "n1 +20.0s, n2 +1.5s, n3 strobe +28.9s"; got != want {
+		t.Errorf("clocksAt(7s) = %q, want %q", got, want)
+	}
+	if got := a.clocksAt(10*s + 10); got != "" {
+		t.Errorf("clocksAt after the reset = %q, want none", got)
+	}
+}
+
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestMarkImpossible(t *testing.T) {

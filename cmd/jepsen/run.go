@@ -88,7 +88,7 @@ verdict), 3 unknown (the checker ran out of time), 130 interrupted.`,
 	f.StringVar(&cfg.TargetDir, "target", "", "directory holding the store's jepsen.yaml (default: the reference Raft store built into jepsen)")
 	f.StringVar(&cfg.Workload, "workload", workloads.Register, "what clients do: register (read/write/cas, checked for linearizability) or set (unique adds, checked for lost writes)")
 	f.StringVar(&cfg.Nemesis, "nemesis", "none", "faults to inject, comma-separated: partition, kill, pause, packet, clock; or none")
-	f.DurationVar(&cfg.NemesisInterval, "nemesis-interval", harness.DefaultNemesisInterval, "time between a fault and its healing, and between healing and the next fault")
+	f.DurationVar(&cfg.NemesisInterval, "nemesis-interval", harness.DefaultNemesisInterval, "time between a fault and its healing, and between healing and the next fault of the same family (network: partition, packet; process: kill, pause; clock); faults of different families overlap")
 	f.DurationVar(&cfg.ClockMax, "clock-max", nemesis.DefaultClockMax, "clock nemesis: largest clock offset, forward or back")
 	f.IntVar(&cfg.Nodes, "nodes", 0, "number of nodes (default: the target's nodes, 5 for the reference store)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 0, "client threads (default: 2 per node)")
