@@ -5,8 +5,8 @@
 # Docker, and the verdict line. Not part of .ci/run: all of it takes about
 # an hour. Usage: bench/acceptance.sh [SECTION...]
 #
-# Sections: basic racy nemesis detect (= stale-read early-ack no-fsync)
-# clock; default: all.
+# Sections: basic racy nemesis overlap detect (= stale-read early-ack
+# no-fsync) clock; default: all.
 # Environment: CLOCK_INTERVAL and DETECT_INTERVAL set the nemesis interval
 # of the clock and detection sections (default 10s); JEPSEN_BIN runs that
 # binary instead of building one.
@@ -48,7 +48,7 @@ run() {
 }
 
 sections=("$@")
-[ ${#sections[@]} -gt 0 ] || sections=(basic racy nemesis detect clock)
+[ ${#sections[@]} -gt 0 ] || sections=(basic racy nemesis overlap detect clock)
 for s in "${sections[@]}"; do
 	case $s in
 	basic)
@@ -62,6 +62,12 @@ for s in "${sections[@]}"; do
 		for n in partition kill pause packet partition,kill,pause,packet; do
 			run "correct-${n//,/+}-x3" 0 --time-limit 30s --nemesis "$n" --runs 3
 		done
+		;;
+	overlap)
+		# Every fault family at once (network, process, clock): no false
+		# positives from overlapping faults.
+		run correct-all-families-x3 0 --time-limit 30s --nemesis partition,kill,pause,packet,clock --runs 3
+		run correct-all-families-set-x3 0 --time-limit 30s --workload set --nemesis partition,kill,pause,packet,clock --runs 3
 		;;
 	detect) "$0" stale-read early-ack no-fsync ;;
 	stale-read)
