@@ -320,14 +320,14 @@ func (n *Nemesis) injectLocked(ctx context.Context, k Kind) error {
 			return p, n.net.Shape(ctx, p)
 		})
 	case KindKill:
-		targets := n.pick(n.nodes, true, rng)
+		targets := n.pick(true, rng)
 		return n.act(ctx, FKill, targets, func(ctx context.Context) (any, error) {
 			done, err := n.each(ctx, targets, n.cluster.Kill)
 			n.killed = union(n.killed, targets) // a failed kill may still have killed
 			return done, err
 		})
 	case KindPause:
-		targets := n.pick(n.nodes, true, rng)
+		targets := n.pick(true, rng)
 		return n.act(ctx, FPause, targets, func(ctx context.Context) (any, error) {
 			done, err := n.each(ctx, targets, n.cluster.Pause)
 			n.paused = union(n.paused, targets)
@@ -379,8 +379,9 @@ func (n *Nemesis) startPartition(ctx context.Context, rng *rand.Rand) error {
 // time), strobes them, or resets every clock. As in Jepsen, and as with
 // real clock skew, offsets are not healed between faults: they stay until a
 // reset or the end of the run, so a skewed clock meets the other faults.
-// Only running nodes are shifted: a killed node gets its offset back when
-// it restarts, and a frozen process cannot be patched until it thaws.
+// Only nodes that are up are shifted: a killed node has no process to
+// shift (it gets its old offset back when it restarts), and a frozen one
+// cannot be patched until it thaws.
 func (n *Nemesis) clockFault(ctx context.Context, rng *rand.Rand) error {
 	choice := rng.Intn(4)
 	if choice == 3 {
@@ -466,7 +467,7 @@ func (n *Nemesis) resetClocks(ctx context.Context) error {
 // the same sequence of draws either way; drawn is the size of the random
 // choice, for which the caller draws its offsets.
 func (n *Nemesis) clockTargets(ctx context.Context, up []string, rng *rand.Rand) (targets []string, drawn int) {
-	targets = n.pick(n.nodes, false, rng)
+	targets = n.pick(false, rng)
 	drawn = len(targets)
 	targets = slices.DeleteFunc(targets, func(x string) bool { return !slices.Contains(up, x) })
 	if n.opts.Leader == nil {
@@ -480,11 +481,11 @@ func (n *Nemesis) clockTargets(ctx context.Context, up []string, rng *rand.Rand)
 	return targets, drawn
 }
 
-// pick chooses one node, a minority or a majority of nodes at random;
-// with all, sometimes every node (a whole-cluster crash is what loses data
-// that was acknowledged but never synced).
-func (n *Nemesis) pick(nodes []string, all bool, rng *rand.Rand) []string {
-	s := shuffled(nodes, rng)
+// pick chooses one node, a minority or a majority at random; with all,
+// sometimes every node (a whole-cluster crash is what loses data that was
+// acknowledged but never synced).
+func (n *Nemesis) pick(all bool, rng *rand.Rand) []string {
+	s := shuffled(n.nodes, rng)
 	choices := 3
 	if all {
 		choices = 4

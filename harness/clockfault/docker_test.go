@@ -178,8 +178,8 @@ func TestDockerBumpResetStaticGo(t *testing.T) {
 
 // TestDockerRestartStrobeMonotonic checks that a shift is installed again
 // after the node is killed and started, also one set while it was down,
-// that a strobe flips the clock and
-// ends at the base offset, and that --monotonic moves the monotonic clock.
+// that a strobe flips the clock and ends at the base offset, and that
+// --monotonic moves the monotonic clock.
 func TestDockerRestartStrobeMonotonic(t *testing.T) {
 	cl, ctl := startCluster(t, 2)
 	ctx := context.Background()

@@ -17,7 +17,8 @@ import (
 
 // Cluster is what the Controller needs from the cluster: node addresses,
 // sidecar containers in a node's network namespace, exec in them, whether
-// a node runs, and a hook after a node restarts. *docker.Cluster satisfies it.
+// a node runs, and a hook after a node restarts. *docker.Cluster satisfies
+// it.
 type Cluster interface {
 	Nodes() []string
 	IP(node string) netip.Addr
