@@ -38,6 +38,8 @@ func FuzzNemesisValues(f *testing.F) {
 	f.Add("start-partition", []byte(`{"n1":["n2"],"n2":["n1"]}`), "stop-partition", []byte(`null`))
 	f.Add("kill", []byte(`["n1","n3"]`), "start", []byte(`["n1"]`))
 	f.Add("start-packet", []byte(`{"nodes":["n2"],"delay":"10ms","loss":5}`), "stop-packet", []byte(`{}`))
+	f.Add("bump-clock", []byte(`{"n1":"-12.3s","n2":"1.5s"}`), "reset-clock", []byte(`["n1","n2"]`))
+	f.Add("strobe-clock", []byte(`{"nodes":["n2"],"delta":"28.9s","period":"10ms","duration":"10s"}`), "bump-clock", []byte(`{"n2":"0s"}`))
 	f.Fuzz(func(t *testing.T, f1 string, v1 []byte, f2 string, v2 []byte) {
 		if !json.Valid(v1) || !json.Valid(v2) {
 			return
@@ -57,5 +59,10 @@ func FuzzNemesisValues(f *testing.F) {
 		if _, err := nodesPlot(a); err != nil {
 			t.Fatal(err)
 		}
+		for _, at := range []int64{0, 4 * int64(time.Millisecond), a.end} {
+			_ = a.clocksAt(at)
+			_ = a.nodeStateAt("n1", at)
+		}
+		_ = nodeLegend(a)
 	})
 }
