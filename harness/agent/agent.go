@@ -8,9 +8,14 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -50,7 +55,29 @@ type Config struct {
 	// Logf receives a line when a stale agent cannot be removed; nil
 	// discards.
 	Logf func(format string, args ...any)
+	// Local, if set, runs the commands named in LocalOps in this process
+	// instead of through docker exec, which costs from half a second to
+	// seconds on a loaded host. The agent then serves on a socket in a
+	// host directory bind-mounted into its container, and Local gets the
+	// command with --socket naming the host side. It must be the function
+	// the agent's container runs (netfault.Main, clockfault.Main), and
+	// LocalOps only commands that do nothing but talk to the serving
+	// agent. Where the socket cannot be reached from here (a remote
+	// Docker host), commands go through docker exec as without Local.
+	Local func(args []string, stdout io.Writer) error
+	// LocalOps are the commands that Local may run.
+	LocalOps []string
 }
+
+// agentDir is where an agent with a Local config serves, in its container.
+const agentDir = "/run/jepsen-agent"
+
+// socketName is the agent's socket file in agentDir and in the host
+// directory bind-mounted there.
+const socketName = "agent.sock"
+
+// localWait is how long a local command waits for a fresh agent to listen.
+const localWait = 3 * time.Second
 
 // RefusedError is an agent's refusal: it ran and exited 2 with a message
 // (a rule it cannot install, a process it cannot trace). Trying again
@@ -69,10 +96,13 @@ type Pool struct {
 	c   Cluster
 	cfg Config
 
-	mu     sync.Mutex
-	ids    map[string]string // node -> agent container id
-	nodeMu map[string]*sync.Mutex
-	closed bool
+	mu      sync.Mutex
+	ids     map[string]string // node -> agent container id
+	started map[string]time.Time
+	nodeMu  map[string]*sync.Mutex
+	closed  bool
+	hostDir string // holds NODE/agent.sock of each agent, with Local
+	noLocal bool   // the sockets are unreachable from here: exec only
 }
 
 // New returns a pool of agents described by cfg on c.
@@ -80,7 +110,7 @@ func New(c Cluster, cfg Config) *Pool {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	return &Pool{c: c, cfg: cfg, ids: map[string]string{}, nodeMu: map[string]*sync.Mutex{}}
+	return &Pool{c: c, cfg: cfg, ids: map[string]string{}, started: map[string]time.Time{}, nodeMu: map[string]*sync.Mutex{}}
 }
 
 func (p *Pool) lockNode(node string) func() {
@@ -137,29 +167,120 @@ func (p *Pool) start(ctx context.Context, node string) (string, error) {
 	if p.cfg.Image == "" {
 		return "", fmt.Errorf("%s %s: no agent image configured", p.cfg.Name, node)
 	}
-	id, err := p.c.RunSidecar(ctx, node, docker.Sidecar{
+	sc := docker.Sidecar{
 		Name:     fmt.Sprintf("%s-%d", p.cfg.Name, time.Now().UnixNano()%1e9),
 		Image:    p.cfg.Image,
-		Cmd:      append(slices.Clone(p.cfg.Command), "serve"),
+		Cmd:      p.command("serve"),
 		CapAdd:   p.cfg.CapAdd,
 		SharePID: p.cfg.SharePID,
-	})
+	}
+	if dir := p.nodeDir(node); dir != "" {
+		sc.Binds = []string{dir + ":" + agentDir}
+	}
+	id, err := p.c.RunSidecar(ctx, node, sc)
 	if err != nil {
 		return "", fmt.Errorf("%s %s: start agent: %w", p.cfg.Name, node, err)
 	}
 	p.mu.Lock()
 	p.ids[node] = id
+	p.started[node] = time.Now()
 	p.mu.Unlock()
 	return id, nil
 }
 
-// Exec runs the agent command args on node, starting its agent if needed.
-// If the exec fails for another reason than a refusal (the agent's
+// command returns the agent command line for args: with Local, the
+// agent's socket is in agentDir.
+func (p *Pool) command(args ...string) []string {
+	cmd := slices.Clone(p.cfg.Command)
+	if p.cfg.Local == nil || len(args) == 0 {
+		return append(cmd, args...)
+	}
+	return append(append(cmd, args[0], "--socket", agentDir+"/"+socketName), args[1:]...)
+}
+
+// nodeDir returns the host directory bind-mounted into node's agent,
+// creating it, or "" if commands go through docker exec only.
+func (p *Pool) nodeDir(node string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cfg.Local == nil || p.noLocal {
+		return ""
+	}
+	if p.hostDir == "" {
+		dir, err := os.MkdirTemp("", "jepsen-"+p.cfg.Name+"-")
+		if err != nil {
+			p.noLocal = true
+			p.cfg.Logf("%s: no directory for the agents' sockets, using docker exec: %v", p.cfg.Name, err)
+			return ""
+		}
+		p.hostDir = dir
+	}
+	dir := filepath.Join(p.hostDir, node)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return ""
+	}
+	return dir
+}
+
+// local runs args in this process if Local may and node's agent listens
+// on its host socket; ok is false if the command must go through docker
+// exec instead. err is the command's failure, as the agent's exit 2
+// would report it.
+func (p *Pool) local(node string, args []string) (out []byte, ok bool, err error) {
+	p.mu.Lock()
+	dir, started, noLocal := p.hostDir, p.started[node], p.noLocal
+	p.mu.Unlock()
+	if p.cfg.Local == nil || noLocal || dir == "" || len(args) == 0 || !slices.Contains(p.cfg.LocalOps, args[0]) {
+		return nil, false, nil
+	}
+	sock := filepath.Join(dir, node, socketName)
+	// A fresh agent may not listen yet; an older one that does not is
+	// gone (its node was killed): docker exec finds out and replaces it.
+	deadline := started.Add(localWait)
+	for {
+		conn, derr := net.DialTimeout("unix", sock, 200*time.Millisecond)
+		if derr == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			if time.Since(started) < 2*localWait {
+				// A fresh agent never showed its socket here: the bind
+				// mount does not reach this process (remote Docker).
+				p.mu.Lock()
+				p.noLocal = true
+				p.mu.Unlock()
+				p.cfg.Logf("%s %s: agent socket not reachable from here, using docker exec: %v", p.cfg.Name, node, derr)
+			}
+			return nil, false, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var buf bytes.Buffer
+	err = p.cfg.Local(append([]string{args[0], "--socket", sock}, args[1:]...), &buf)
+	return buf.Bytes(), true, err
+}
+
+// Exec runs the agent command args on node, starting its agent if needed:
+// in this process if Config.Local may run it and the agent's socket is
+// reachable, else through docker exec. If the exec fails for another reason than a refusal (the agent's
 // container is gone, say), it starts a fresh agent and tries once more. It
 // returns the command's output and the id of the agent that ran it.
 func (p *Pool) Exec(ctx context.Context, node string, args ...string) ([]byte, string, error) {
 	defer p.lockNode(node)()
-	cmd := append(slices.Clone(p.cfg.Command), args...)
+	if p.cfg.Local != nil && slices.Contains(p.cfg.LocalOps, firstArg(args)) {
+		id, err := p.start(ctx, node)
+		if err != nil {
+			return nil, "", p.whyFailed(ctx, node, err)
+		}
+		if out, ok, err := p.local(node, args); ok {
+			if err != nil {
+				return out, id, &RefusedError{Node: node, Output: err.Error()}
+			}
+			return out, id, nil
+		}
+	}
+	cmd := p.command(args...)
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		var id string
@@ -192,6 +313,13 @@ func (p *Pool) whyFailed(ctx context.Context, node string, err error) error {
 		return fmt.Errorf("%w: %w", ErrNodeDown, err)
 	}
 	return err
+}
+
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }
 
 // Drop removes node's agent: after a node restarts, its agent is in the
@@ -227,6 +355,15 @@ func (p *Pool) Close(ctx context.Context) error {
 	for n, id := range ids {
 		if err := p.c.RemoveContainer(ctx, id); err != nil {
 			errs = append(errs, fmt.Errorf("%s %s: remove agent: %w", p.cfg.Name, n, err))
+		}
+	}
+	p.mu.Lock()
+	dir := p.hostDir
+	p.hostDir = ""
+	p.mu.Unlock()
+	if dir != "" {
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("%s: remove the agents' socket directory: %w", p.cfg.Name, err))
 		}
 	}
 	return errors.Join(errs...)

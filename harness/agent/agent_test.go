@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jepsen-go/jepsen/harness/docker"
 )
@@ -14,6 +18,9 @@ import (
 // fakeCluster records sidecars and answers execs: a container in gone
 // fails like a removed one; refuse makes the agent exit 2 with a message.
 type fakeCluster struct {
+	// serve, if set, plays the agent of a sidecar with a bind mount: it
+	// serves on the host side of the mount.
+	serve   func(hostDir string)
 	mu      sync.Mutex
 	n       int
 	running map[string]docker.Sidecar
@@ -36,6 +43,10 @@ func (f *fakeCluster) RunSidecar(_ context.Context, node string, s docker.Sideca
 	f.n++
 	id := fmt.Sprintf("%s-agent-%d", node, f.n)
 	f.running[id] = s
+	if f.serve != nil && len(s.Binds) == 1 {
+		host, _, _ := strings.Cut(s.Binds[0], ":")
+		f.serve(host)
+	}
 	return id, nil
 }
 
@@ -131,6 +142,90 @@ func TestPoolSaysWhenTheNodeIsDown(t *testing.T) {
 	f.refuse = true
 	if _, _, err := p.Exec(ctx, "n1", "status"); err == nil || errors.Is(err, ErrNodeDown) {
 		t.Errorf("refusal on a running node: err = %v, want an error that is not ErrNodeDown", err)
+	}
+}
+
+// TestPoolRunsLocalOpsInProcess checks that, with Config.Local, commands
+// in LocalOps reach the agent through its bind-mounted socket without a
+// docker exec, that other commands still use docker exec with the socket
+// named, and that Close removes the socket directory.
+func TestPoolRunsLocalOpsInProcess(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := newFake()
+	f.serve = func(host string) {
+		go ServeSocket(ctx, filepath.Join(host, socketName), nil, func(req map[string]string) (any, error) {
+			if req["op"] == "refuse" {
+				return nil, errors.New("cannot do that")
+			}
+			return map[string]string{"answer": "from the agent"}, nil
+		})
+	}
+	local := func(args []string, stdout io.Writer) error {
+		if len(args) < 3 || args[1] != "--socket" {
+			return fmt.Errorf("local command without its socket: %q", args)
+		}
+		var resp map[string]string
+		if err := Call("x", args[0], args[2], map[string]string{"op": args[0]}, &resp); err != nil {
+			return err
+		}
+		_, err := fmt.Fprint(stdout, resp["answer"])
+		return err
+	}
+	p := New(f, Config{Name: "x", Image: "img", Command: []string{"/j", "x"}, Local: local, LocalOps: []string{"status", "refuse"}})
+	out, _, err := p.Exec(ctx, "n1", "status")
+	if err != nil || string(out) != "from the agent" {
+		t.Fatalf("local status: %q, %v", out, err)
+	}
+	var r *RefusedError
+	if _, _, err := p.Exec(ctx, "n1", "refuse"); !errors.As(err, &r) || !strings.Contains(r.Output, "cannot do that") {
+		t.Errorf("local refusal: err = %v, want a RefusedError with the agent's words", err)
+	}
+	if len(f.execs) != 0 {
+		t.Errorf("local commands went through docker exec: %v", f.execs)
+	}
+	if _, _, err := p.Exec(ctx, "n1", "check", "--x"); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.execs) != 1 || !strings.HasSuffix(f.execs[0], "/j x check --socket "+agentDir+"/"+socketName+" --x") {
+		t.Errorf("check: execs %q, want one naming the agent's socket", f.execs)
+	}
+	var serve []string
+	var bind string
+	for _, sc := range f.running {
+		serve, bind = sc.Cmd, sc.Binds[0]
+	}
+	if strings.Join(serve, " ") != "/j x serve --socket "+agentDir+"/"+socketName || !strings.HasSuffix(bind, ":"+agentDir) {
+		t.Errorf("agent started as %q with bind %q", serve, bind)
+	}
+	host, _, _ := strings.Cut(bind, ":")
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(host); !os.IsNotExist(err) {
+		t.Errorf("socket directory %s left after Close: %v", host, err)
+	}
+}
+
+// TestPoolFallsBackToExec checks that when an agent's socket never shows
+// on the host side (a remote Docker host), local commands go through
+// docker exec, and keep doing so without waiting again.
+func TestPoolFallsBackToExec(t *testing.T) {
+	f := newFake() // serves nothing on the host side
+	p := New(f, Config{Name: "x", Image: "img", Command: []string{"a"}, LocalOps: []string{"status"},
+		Local: func([]string, io.Writer) error { return errors.New("must not run") }})
+	defer p.Close(context.Background())
+	for i := 0; i < 2; i++ {
+		t0 := time.Now()
+		if _, _, err := p.Exec(context.Background(), "n1", "status"); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 && time.Since(t0) > time.Second {
+			t.Errorf("the second command waited %v for a socket known to be unreachable", time.Since(t0))
+		}
+	}
+	if len(f.execs) != 2 {
+		t.Errorf("execs %q, want both commands through docker exec", f.execs)
 	}
 }
 

@@ -103,6 +103,9 @@ func ServeSocket[Req any](ctx context.Context, socket string, mu sync.Locker, ha
 	if err != nil {
 		return err
 	}
+	// The harness may call from outside the container, as another user,
+	// through a bind-mounted directory that only it can enter.
+	_ = os.Chmod(socket, 0o666)
 	go func() {
 		<-ctx.Done()
 		ln.Close()

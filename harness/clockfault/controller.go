@@ -64,7 +64,9 @@ func NewController(c Cluster, opts ControllerOptions) *Controller {
 	}
 	ctl := &Controller{c: c, opts: opts, offsets: map[string]time.Duration{},
 		agents: agent.New(c, agent.Config{Name: "clockfault", Image: opts.Image, Command: opts.Command,
-			CapAdd: []string{"SYS_PTRACE"}, SharePID: true, Logf: opts.Logf})}
+			CapAdd: []string{"SYS_PTRACE"}, SharePID: true, Logf: opts.Logf,
+			// check inspects the node's process, so it runs in the agent.
+			Local: Main, LocalOps: []string{"set", "reset", "strobe", "status"}})}
 	c.OnRestart(ctl.restarted)
 	return ctl
 }

@@ -86,6 +86,8 @@ type Sidecar struct {
 	CapAdd []string
 	// SharePID also joins the node's PID namespace.
 	SharePID bool
+	// Binds are bind mounts, HOST_DIR:CONTAINER_DIR.
+	Binds []string
 }
 
 // Cluster is a running set of nodes of one run. Its methods are safe for
@@ -674,6 +676,7 @@ func (c *Cluster) RunSidecar(ctx context.Context, nodeName string, s Sidecar) (s
 				hc.PidMode = container.PidMode("container:" + n.ctr.ID)
 			}
 			hc.CapAdd = s.CapAdd
+			hc.Binds = s.Binds
 			hc.LogConfig = container.LogConfig{Type: "json-file"}
 		},
 	}

@@ -80,7 +80,8 @@ func NewController(c Cluster, opts ControllerOptions) *Controller {
 	}
 	ctl := &Controller{c: c, opts: opts, applied: map[string]applied{}, nodeMu: map[string]*sync.Mutex{},
 		agents: agent.New(c, agent.Config{Name: "netfault", Image: opts.Image, Command: opts.Command,
-			CapAdd: []string{"NET_ADMIN"}, Logf: opts.Logf})}
+			CapAdd: []string{"NET_ADMIN"}, Logf: opts.Logf,
+			Local: Main, LocalOps: []string{"apply", "clear", "status"}})}
 	for _, n := range c.Nodes() {
 		ctl.nodeMu[n] = &sync.Mutex{}
 	}
@@ -266,11 +267,10 @@ func (ctl *Controller) Close(ctx context.Context) error {
 // Status asks node's agent what it has installed, with the packet counters
 // of its rules. A node without an agent has nothing installed.
 func (ctl *Controller) Status(ctx context.Context, node string) (Status, error) {
-	id, ok := ctl.agents.ID(node)
-	if !ok {
+	if _, ok := ctl.agents.ID(node); !ok {
 		return Status{}, nil
 	}
-	out, err := ctl.c.Exec(ctx, id, append(slices.Clone(ctl.opts.Command), "status"))
+	out, _, err := ctl.agents.Exec(ctx, node, "status")
 	if err != nil {
 		return Status{}, fmt.Errorf("netfault %s: status: %w", node, err)
 	}
