@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jepsen-go/jepsen/checkers"
+	"github.com/jepsen-go/jepsen/harness/agent"
 	"github.com/jepsen-go/jepsen/harness/docker"
 	"github.com/jepsen-go/jepsen/history"
 	"github.com/jepsen-go/jepsen/reports"
@@ -446,6 +447,11 @@ func (r *run) startCluster(ctx context.Context) error {
 		r.log.Warn("sweep of leftovers failed", "err", err)
 	} else if !rep.Empty() {
 		r.progressf("jepsen: cleaned up after crashed runs: %s", rep)
+	}
+	if n, err := agent.SweepSocketDirs(agent.SocketDirMinAge); err != nil {
+		r.log.Warn("sweep of agent socket directories failed", "err", err)
+	} else if n > 0 {
+		r.log.Info("removed agent socket directories of crashed runs", "count", n)
 	}
 	r.meta.phase("sweep", t0)
 

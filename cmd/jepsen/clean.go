@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/jepsen-go/jepsen/harness/agent"
 	"github.com/jepsen-go/jepsen/harness/docker"
 )
 
@@ -17,7 +19,9 @@ func newCleanCmd() *cobra.Command {
 
 Everything jepsen creates is labelled with its run and its owner process.
 clean removes the objects of runs whose owner process is gone; runs still in
-progress are left alone. Every jepsen run does this sweep before it starts.
+progress are left alone. It also removes the fault agents' socket
+directories (jepsen-agents-* in the temporary directory) that no agent
+answers on any more. Every jepsen run does this sweep before it starts.
 Images are a build cache and are kept.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -28,11 +32,21 @@ Images are a build cache and are kept.`,
 			if err != nil {
 				return withCode(exitTrouble, fmt.Errorf("clean: %w", err))
 			}
-			if rep.Empty() {
-				fmt.Fprintln(cmd.OutOrStdout(), "Nothing to clean: no leftovers of finished runs.")
+			dirs, err := agent.SweepSocketDirs(agent.SocketDirMinAge)
+			if err != nil {
+				return withCode(exitTrouble, fmt.Errorf("clean: %w", err))
+			}
+			out := cmd.OutOrStdout()
+			if rep.Empty() && dirs == 0 {
+				fmt.Fprintln(out, "Nothing to clean: no leftovers of finished runs.")
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Cleaned: %s\n", rep)
+			if !rep.Empty() {
+				fmt.Fprintf(out, "Cleaned: %s\n", rep)
+			}
+			if dirs > 0 {
+				fmt.Fprintf(out, "Cleaned: %d agent socket directories of crashed runs in %s\n", dirs, os.TempDir())
+			}
 			return nil
 		},
 	}

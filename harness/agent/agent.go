@@ -76,6 +76,10 @@ const agentDir = "/run/jepsen-agent"
 // directory bind-mounted there.
 const socketName = "agent.sock"
 
+// socketDirPrefix starts the name of every pool's socket directory, in
+// the system's temporary directory (see SweepSocketDirs).
+const socketDirPrefix = "jepsen-agents-"
+
 // localWait is how long a local command waits for a fresh agent to listen.
 const localWait = 3 * time.Second
 
@@ -207,7 +211,7 @@ func (p *Pool) nodeDir(node string) string {
 		return ""
 	}
 	if p.hostDir == "" {
-		dir, err := os.MkdirTemp("", "jepsen-"+p.cfg.Name+"-")
+		dir, err := os.MkdirTemp("", socketDirPrefix+p.cfg.Name+"-")
 		if err != nil {
 			p.noLocal = true
 			p.cfg.Logf("%s: no directory for the agents' sockets, using docker exec: %v", p.cfg.Name, err)
@@ -367,6 +371,54 @@ func (p *Pool) Close(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// SocketDirMinAge is the age below which SweepSocketDirs keeps a socket
+// directory whatever its sockets say: its run may be starting its agents.
+// Removing a live run's directory is harmless anyway: its pool recreates
+// it when it next starts an agent.
+const SocketDirMinAge = time.Minute
+
+// SweepSocketDirs removes the socket directories that pools of crashed
+// runs left in the system's temporary directory: those older than minAge
+// in which no agent socket accepts a connection. It returns how many it
+// removed. A live run's directory always has a listening agent, and a
+// pool whose directory vanished recreates it or falls back to docker
+// exec.
+func SweepSocketDirs(minAge time.Duration) (int, error) {
+	tmp := os.TempDir()
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return 0, fmt.Errorf("sweep agent socket directories: %w", err)
+	}
+	removed := 0
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), socketDirPrefix) {
+			continue
+		}
+		dir := filepath.Join(tmp, e.Name())
+		if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < minAge {
+			continue
+		}
+		socks, _ := filepath.Glob(filepath.Join(dir, "*", socketName))
+		live := slices.ContainsFunc(socks, func(sock string) bool {
+			conn, err := net.DialTimeout("unix", sock, 200*time.Millisecond)
+			if err == nil {
+				conn.Close()
+			}
+			return err == nil
+		})
+		if live {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
+	}
+	return removed, errors.Join(errs...)
 }
 
 // Each runs f for every node concurrently and joins the errors.

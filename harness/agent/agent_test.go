@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -226,6 +227,49 @@ func TestPoolFallsBackToExec(t *testing.T) {
 	}
 	if len(f.execs) != 2 {
 		t.Errorf("execs %q, want both commands through docker exec", f.execs)
+	}
+}
+
+// TestSweepSocketDirs checks that a crashed run's socket directory is
+// removed, and that a live one (an agent listening) and a fresh one are
+// kept.
+func TestSweepSocketDirs(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	old := time.Now().Add(-time.Hour)
+	mk := func(name string) string {
+		dir := filepath.Join(os.TempDir(), socketDirPrefix+name)
+		if err := os.MkdirAll(filepath.Join(dir, "n1"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	dead, live, fresh := mk("dead"), mk("live"), mk("fresh")
+	// A stale socket file nobody listens on, as a killed agent leaves.
+	ln, err := net.Listen("unix", filepath.Join(dead, "n1", socketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ServeSocket(ctx, filepath.Join(live, "n1", socketName), nil, func(map[string]string) (any, error) { return nil, nil })
+	if err := Call("x", "ping", filepath.Join(live, "n1", socketName), map[string]string{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dead, live} {
+		if err := os.Chtimes(d, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := SweepSocketDirs(time.Minute)
+	if err != nil || n != 1 {
+		t.Fatalf("SweepSocketDirs = %d, %v; want 1 removed", n, err)
+	}
+	for dir, want := range map[string]bool{dead: false, live: true, fresh: true} {
+		if _, err := os.Stat(dir); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", filepath.Base(dir), err == nil, want)
+		}
 	}
 }
 
