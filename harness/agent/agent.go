@@ -230,7 +230,7 @@ func (p *Pool) nodeDir(node string) string {
 // on its host socket; ok is false if the command must go through docker
 // exec instead. err is the command's failure, as the agent's exit 2
 // would report it.
-func (p *Pool) local(node string, args []string) (out []byte, ok bool, err error) {
+func (p *Pool) local(ctx context.Context, node string, args []string) (out []byte, ok bool, err error) {
 	p.mu.Lock()
 	dir, started, noLocal := p.hostDir, p.started[node], p.noLocal
 	p.mu.Unlock()
@@ -246,6 +246,9 @@ func (p *Pool) local(node string, args []string) (out []byte, ok bool, err error
 		if derr == nil {
 			conn.Close()
 			break
+		}
+		if ctx.Err() != nil {
+			return nil, false, nil // docker exec reports it
 		}
 		if time.Now().After(deadline) {
 			if time.Since(started) < 2*localWait {
@@ -267,9 +270,10 @@ func (p *Pool) local(node string, args []string) (out []byte, ok bool, err error
 
 // Exec runs the agent command args on node, starting its agent if needed:
 // in this process if Config.Local may run it and the agent's socket is
-// reachable, else through docker exec. If the exec fails for another reason than a refusal (the agent's
-// container is gone, say), it starts a fresh agent and tries once more. It
-// returns the command's output and the id of the agent that ran it.
+// reachable, else through docker exec. If the exec fails for another
+// reason than a refusal (the agent's container is gone, say), it starts a
+// fresh agent and tries once more. It returns the command's output and the
+// id of the agent that ran it.
 func (p *Pool) Exec(ctx context.Context, node string, args ...string) ([]byte, string, error) {
 	defer p.lockNode(node)()
 	if p.cfg.Local != nil && slices.Contains(p.cfg.LocalOps, firstArg(args)) {
@@ -277,7 +281,7 @@ func (p *Pool) Exec(ctx context.Context, node string, args ...string) ([]byte, s
 		if err != nil {
 			return nil, "", p.whyFailed(ctx, node, err)
 		}
-		if out, ok, err := p.local(node, args); ok {
+		if out, ok, err := p.local(ctx, node, args); ok {
 			if err != nil {
 				return out, id, &RefusedError{Node: node, Output: err.Error()}
 			}
