@@ -43,7 +43,7 @@ type faultSpan struct {
 // nodeSpan is a state of one node during [Start, End).
 type nodeSpan struct {
 	Node   string
-	State  string // killed, paused, partitioned, packet, clock
+	State  string // killed, paused, partitioned, packet, clock, strobe
 	Detail string // "cut off from n3 n4 n5", "clock -12.3s", "clock strobe +28.9s"
 	Start  int64
 	End    int64
@@ -411,7 +411,7 @@ func signedSeconds(d time.Duration) string {
 }
 
 // clocksAt describes the node clocks that were off at time t, e.g.
-// "n2 -12.3s, n5 clock strobe +28.9s", or "".
+// "n2 -12.3s, n5 strobe +28.9s", or "".
 func (a *analysis) clocksAt(t int64) string {
 	off := map[string][]string{}
 	var nodes []string
