@@ -182,6 +182,18 @@ func (p *Pool) start(ctx context.Context, node string) (string, error) {
 		sc.Binds = []string{dir + ":" + agentDir}
 	}
 	id, err := p.c.RunSidecar(ctx, node, sc)
+	if err != nil && len(sc.Binds) > 0 && ctx.Err() == nil {
+		// The daemon may refuse the bind mount (a confined or remote
+		// Docker): do without it, through docker exec.
+		if up, rerr := p.c.Running(ctx, node); rerr == nil && up {
+			p.mu.Lock()
+			p.noLocal = true
+			p.mu.Unlock()
+			p.cfg.Logf("%s %s: agent with a bind-mounted socket failed to start, using docker exec: %v", p.cfg.Name, node, err)
+			sc.Binds = nil
+			id, err = p.c.RunSidecar(ctx, node, sc)
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("%s %s: start agent: %w", p.cfg.Name, node, err)
 	}

@@ -22,6 +22,8 @@ type fakeCluster struct {
 	// serve, if set, plays the agent of a sidecar with a bind mount: it
 	// serves on the host side of the mount.
 	serve   func(hostDir string)
+	noBinds bool // refuse sidecars with bind mounts
+
 	mu      sync.Mutex
 	n       int
 	running map[string]docker.Sidecar
@@ -40,6 +42,9 @@ func (f *fakeCluster) RunSidecar(_ context.Context, node string, s docker.Sideca
 	defer f.mu.Unlock()
 	if f.down[node] {
 		return "", errors.New("cannot join network namespace of a non running container")
+	}
+	if f.noBinds && len(s.Binds) > 0 {
+		return "", errors.New("invalid mount config: bind source path does not exist")
 	}
 	f.n++
 	id := fmt.Sprintf("%s-agent-%d", node, f.n)
@@ -210,7 +215,8 @@ func TestPoolRunsLocalOpsInProcess(t *testing.T) {
 
 // TestPoolFallsBackToExec checks that when an agent's socket never shows
 // on the host side (a remote Docker host), local commands go through
-// docker exec, and keep doing so without waiting again.
+// docker exec, and keep doing so without waiting again; and that an agent
+// whose bind mount the daemon refuses starts without it.
 func TestPoolFallsBackToExec(t *testing.T) {
 	f := newFake() // serves nothing on the host side
 	p := New(f, Config{Name: "x", Image: "img", Command: []string{"a"}, LocalOps: []string{"status"},
@@ -227,6 +233,15 @@ func TestPoolFallsBackToExec(t *testing.T) {
 	}
 	if len(f.execs) != 2 {
 		t.Errorf("execs %q, want both commands through docker exec", f.execs)
+	}
+	// A daemon that refuses the bind mount: the agent starts without it.
+	f2 := newFake()
+	f2.noBinds = true
+	p2 := New(f2, Config{Name: "x", Image: "img", Command: []string{"a"}, LocalOps: []string{"status"},
+		Local: func([]string, io.Writer) error { return errors.New("must not run") }})
+	defer p2.Close(context.Background())
+	if _, _, err := p2.Exec(context.Background(), "n1", "status"); err != nil || len(f2.execs) != 1 {
+		t.Errorf("with the bind mount refused: err %v, execs %q; want one docker exec", err, f2.execs)
 	}
 }
 
