@@ -105,8 +105,9 @@ type Pool struct {
 	started map[string]time.Time
 	nodeMu  map[string]*sync.Mutex
 	closed  bool
-	hostDir string // holds NODE/agent.sock of each agent, with Local
-	noLocal bool   // the sockets are unreachable from here: exec only
+	hostDir string         // holds NODE/agent.sock of each agent, with Local
+	noLocal bool           // the sockets are unreachable from here: exec only
+	bg      sync.WaitGroup // StartSoon's starts, awaited by Close
 }
 
 // New returns a pool of agents described by cfg on c.
@@ -154,6 +155,19 @@ func (p *Pool) Start(ctx context.Context, node string) error {
 	defer p.lockNode(node)()
 	_, err := p.start(ctx, node)
 	return err
+}
+
+// StartSoon starts node's agent in the background, so that the next
+// command need not wait for it; a failure is only logged (the next
+// command tries again). Close waits for it.
+func (p *Pool) StartSoon(ctx context.Context, node string) {
+	p.bg.Add(1)
+	go func() {
+		defer p.bg.Done()
+		if err := p.Start(context.WithoutCancel(ctx), node); err != nil {
+			p.cfg.Logf("%s %s: start agent: %v (started with the next command)", p.cfg.Name, node, err)
+		}
+	}()
 }
 
 // start returns node's agent, starting it; the node's lock is held.
@@ -366,6 +380,7 @@ func (p *Pool) drop(ctx context.Context, node, id string) {
 // Close removes every agent; later calls fail. It is safe to call more
 // than once.
 func (p *Pool) Close(ctx context.Context) error {
+	p.bg.Wait()
 	p.mu.Lock()
 	p.closed = true
 	ids := p.ids

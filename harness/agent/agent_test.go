@@ -288,6 +288,27 @@ func TestSweepSocketDirs(t *testing.T) {
 	}
 }
 
+// TestPoolStartSoon checks that a background start leaves a running agent
+// for the next command, and that Close waits for it and removes it.
+func TestPoolStartSoon(t *testing.T) {
+	f := newFake()
+	p := New(f, Config{Name: "x", Image: "img", Command: []string{"a"}})
+	p.StartSoon(context.Background(), "n1")
+	_, id, err := p.Exec(context.Background(), "n1", "status")
+	if err != nil || f.n != 1 {
+		t.Fatalf("exec after StartSoon: agent %s, %d agents started, err %v; want the one started in the background", id, f.n, err)
+	}
+	p.StartSoon(context.Background(), "n2")
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.running) != 0 {
+		t.Errorf("agents left after Close: %v", f.running)
+	}
+}
+
 func TestPoolDoesNotRetryARefusal(t *testing.T) {
 	f := newFake()
 	f.refuse = true

@@ -231,6 +231,10 @@ func (ctl *Controller) restarted(ctx context.Context, node string) error {
 	}
 	ctl.agents.Drop(ctx, node)
 	if d == 0 {
+		// Start the fresh agent now, in the background (the node's
+		// start must not wait for it), so that the next clock fault acts
+		// at once rather than after an agent start.
+		ctl.agents.StartSoon(ctx, node)
 		return nil
 	}
 	t0 := time.Now()

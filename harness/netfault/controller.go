@@ -243,7 +243,11 @@ func (ctl *Controller) restarted(ctx context.Context, node string) error {
 	}
 	ctl.agents.Drop(ctx, node)
 	if spec.IsZero() {
-		return nil // started lazily with the next fault
+		// Start the fresh agent now, in the background (the node's
+		// start must not wait for it), so that the next fault is installed
+		// at once rather than after an agent start.
+		ctl.agents.StartSoon(ctx, node)
+		return nil
 	}
 	t0 := time.Now()
 	err := ctl.apply(ctx, node)
