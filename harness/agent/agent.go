@@ -277,9 +277,10 @@ func (p *Pool) local(ctx context.Context, node string, args []string) (out []byt
 			return nil, false, nil // docker exec reports it
 		}
 		if time.Now().After(deadline) {
-			if time.Since(started) < 2*localWait {
-				// A fresh agent never showed its socket here: the bind
-				// mount does not reach this process (remote Docker).
+			if up, rerr := p.c.Running(ctx, node); rerr == nil && up && time.Since(started) < 2*localWait {
+				// A fresh agent of a running node never showed its
+				// socket here: the bind mount does not reach this
+				// process (remote Docker).
 				p.mu.Lock()
 				p.noLocal = true
 				p.mu.Unlock()
