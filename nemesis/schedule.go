@@ -180,7 +180,7 @@ func New(cluster Cluster, net Network, opts Options) (*Nemesis, error) {
 	}
 	n := &Nemesis{cluster: cluster, net: net, opts: opts, nodes: nodes}
 	for i, f := range families {
-		n.families = append(n.families, family{name: f.name, persistent: f.persistent,
+		n.families = append(n.families, family{persistent: f.persistent,
 			kinds: slices.DeleteFunc(slices.Clone(f.kinds), func(k Kind) bool { return !slices.Contains(opts.Kinds, k) })})
 		// Each family has its own source, so its sequence of faults
 		// depends on the seed alone, not on how the families interleave.
@@ -196,7 +196,6 @@ func New(cluster Cluster, net Network, opts Options) (*Nemesis, error) {
 // Only whole families overlap, so a node is never killed while paused,
 // nor partitioned and shaped at once.
 type family struct {
-	name  string
 	kinds []Kind
 	// persistent faults (clock offsets) are not healed between faults:
 	// they stay until a reset or the end of the run, and the family acts
@@ -206,9 +205,9 @@ type family struct {
 
 // families are every family, in a fixed order that gives each its seed.
 var families = []family{
-	{name: "network", kinds: []Kind{KindPartition, KindPacket}},
-	{name: "process", kinds: []Kind{KindKill, KindPause}},
-	{name: "clock", kinds: []Kind{KindClock}, persistent: true},
+	{kinds: []Kind{KindPartition, KindPacket}},   // network
+	{kinds: []Kind{KindKill, KindPause}},         // process
+	{kinds: []Kind{KindClock}, persistent: true}, // clock
 }
 
 // familyOf returns the index of k's family in families, or -1.
