@@ -99,7 +99,42 @@ func newPair(t *testing.T) pair {
 	}
 	setup(ha, "va", "10.77.0.1/24", "10.77.0.11/24")
 	setup(hb, "vb", "10.77.0.2/24")
+	// Until both ends are up and each side knows the other's MAC address,
+	// the first datagrams wait in the kernel's ARP queue, for a second or
+	// more if the first ARP request went out on a link not yet up, and then
+	// land in a later subtest. Wait for the links and pin the neighbours.
+	la, lb := waitUp(t, ha, "va"), waitUp(t, hb, "vb")
+	pin := func(h *netlink.Handle, l netlink.Link, peer netlink.Link, ips ...netip.Addr) {
+		for _, ip := range ips {
+			n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V4,
+				State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: peer.Attrs().HardwareAddr}
+			if err := h.NeighSet(n); err != nil {
+				t.Fatalf("neighbour %s on %s: %v", ip, l.Attrs().Name, err)
+			}
+		}
+	}
+	pin(ha, la, lb, ipB)
+	pin(hb, lb, la, ipA, ipA2)
 	return p
+}
+
+// waitUp waits until the named link in h's namespace is operationally up.
+func waitUp(t *testing.T, h *netlink.Handle, name string) netlink.Link {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Attrs().OperState == netlink.OperUp {
+			return l
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("link %s still %v after 5s", name, l.Attrs().OperState)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // in runs f with the calling goroutine's thread in ns; sockets made in f
@@ -176,10 +211,19 @@ func listenUDP(t *testing.T, ns netns.NsHandle, addr netip.Addr, port int) *udpL
 	return &l
 }
 
-// collect returns what arrived within d.
-func (l *udpListener) collect(d time.Duration) []string {
+// collect returns what arrives until done holds of it and settle more has
+// passed (to catch what should not arrive), or until max has passed. Waiting
+// for the expected datagrams rather than a fixed time keeps a loaded machine
+// from failing the test; tag each batch uniquely so that a straggler from an
+// earlier batch is never counted in a later one.
+func (l *udpListener) collect(max, settle time.Duration, done func([]string) bool) []string {
 	var out []string
-	deadline := time.After(d)
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	var settled <-chan time.Time
+	if done(out) {
+		settled = time.After(settle)
+	}
 	for {
 		select {
 		case s, ok := <-l.got:
@@ -187,10 +231,38 @@ func (l *udpListener) collect(d time.Duration) []string {
 				return out
 			}
 			out = append(out, s)
-		case <-deadline:
+			if settled == nil && done(out) {
+				settled = time.After(settle)
+			}
+		case <-settled:
+			return out
+		case <-deadline.C:
 			return out
 		}
 	}
+}
+
+// atLeast is a done function for collect: n datagrams of each tag.
+func atLeast(n int, tags ...string) func([]string) bool {
+	return func(msgs []string) bool {
+		for _, tag := range tags {
+			if count(msgs, tag) < n {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// only returns the messages with tag.
+func only(msgs []string, tag string) []string {
+	var out []string
+	for _, m := range msgs {
+		if count([]string{m}, tag) == 1 {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // sendUDP sends n numbered datagrams from src in ns to dst:port.
@@ -242,24 +314,32 @@ func TestDropIsDirectionalAndBetweenNodesOnly(t *testing.T) {
 		{"b drops from a2 only", Spec{DropFrom: []netip.Addr{ipA2}}, true, false, true},
 		{"healed", Spec{}, true, true, true},
 	}
-	for _, tc := range cases {
+	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := agentB.Apply(tc.spec); err != nil {
 				t.Fatal(err)
 			}
-			sendUDP(t, p.a, ipA, ipB, 9000, 20, "a")
-			sendUDP(t, p.a, ipA2, ipB, 9000, 20, "a2")
-			sendUDP(t, p.b, ipB, ipA, 9000, 20, "b")
-			atB := onB.collect(200 * time.Millisecond)
-			atA := onA.collect(50 * time.Millisecond)
+			tagA, tagA2, tagB := fmt.Sprintf("a%d", i), fmt.Sprintf("a2.%d", i), fmt.Sprintf("b%d", i)
+			sendUDP(t, p.a, ipA, ipB, 9000, 20, tagA)
+			sendUDP(t, p.a, ipA2, ipB, 9000, 20, tagA2)
+			sendUDP(t, p.b, ipB, ipA, 9000, 20, tagB)
+			var expectAtB []string
+			if tc.aToB {
+				expectAtB = append(expectAtB, tagA)
+			}
+			if tc.a2ToB {
+				expectAtB = append(expectAtB, tagA2)
+			}
+			atB := onB.collect(5*time.Second, 200*time.Millisecond, atLeast(20, expectAtB...))
+			atA := onA.collect(5*time.Second, 50*time.Millisecond, atLeast(20, tagB))
 			check := func(what string, got int, want bool) {
 				if want && got != 20 || !want && got != 0 {
 					t.Errorf("%s: %d of 20 datagrams arrived, want %v", what, got, map[bool]string{true: "all", false: "none"}[want])
 				}
 			}
-			check("a -> b", count(atB, "a"), tc.aToB)
-			check("a2 -> b", count(atB, "a2"), tc.a2ToB)
-			check("b -> a", count(atA, "b"), tc.bToA)
+			check("a -> b", count(atB, tagA), tc.aToB)
+			check("a2 -> b", count(atB, tagA2), tc.a2ToB)
+			check("b -> a", count(atA, tagB), tc.bToA)
 			st, err := agentB.Status()
 			if err != nil {
 				t.Fatal(err)
@@ -385,16 +465,19 @@ func TestPacketLossDuplicateCorruptReorder(t *testing.T) {
 		{"jitter", Packet{Delay: Duration(20 * time.Millisecond), Jitter: Duration(15 * time.Millisecond)}, n, n, true},
 		{"none", Packet{}, n, n, false},
 	}
-	for _, tc := range cases {
+	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			pkt := tc.pkt
 			pkt.Targets = []netip.Addr{ipB}
 			if err := agentA.Apply(Spec{Packet: &pkt}); err != nil {
 				t.Fatal(err)
 			}
-			sendUDP(t, p.a, ipA, ipB, 9200, n, "x")
-			got := onB.collect(400 * time.Millisecond)
-			if c := count(got, "x"); c < tc.min || c > tc.max {
+			tag := fmt.Sprintf("x%d", i)
+			sendUDP(t, p.a, ipA, ipB, 9200, n, tag)
+			// Stop early once the most that may arrive has; then wait a
+			// little for any extra.
+			got := only(onB.collect(3*time.Second, 400*time.Millisecond, atLeast(tc.max, tag)), tag)
+			if c := len(got); c < tc.min || c > tc.max {
 				t.Errorf("%d datagrams arrived, want %d..%d", c, tc.min, tc.max)
 			}
 			ordered := sort.StringsAreSorted(got)
