@@ -107,6 +107,10 @@ type Nemesis struct {
 	sink      func(history.Op)
 	partition Grudge // active partition, nil if none
 	topology  string
+	// cutLeader is the node that led when the active partition began, if
+	// the partition cut it off from a majority: a deposed leader that may
+	// still believe its lease.
+	cutLeader string
 	packet    *Packet
 	killed    []string
 	paused    []string
@@ -350,8 +354,13 @@ func (n *Nemesis) startPartition(ctx context.Context, rng *rand.Rand) error {
 	}
 	var g Grudge
 	var err error
+	var leader string
+	var known bool
+	if n.opts.Leader != nil {
+		leader, known = n.opts.Leader(ctx)
+	}
 	if topo == TopoPrimaries {
-		leader, ok := n.opts.Leader(ctx)
+		ok := known
 		if ok {
 			g, err = Isolate(n.nodes, leader)
 		}
@@ -368,8 +377,12 @@ func (n *Nemesis) startPartition(ctx context.Context, rng *rand.Rand) error {
 		n.opts.Logf("nemesis: partition %s: %v", topo, err)
 		return fmt.Errorf("nemesis: partition %s: %w", topo, err)
 	}
+	cut := ""
+	if known && !g.HearsMajority(n.nodes, leader) {
+		cut = leader
+	}
 	return n.act(ctx, FStartPartition, g, func(ctx context.Context) (any, error) {
-		n.partition, n.topology = g, topo
+		n.partition, n.topology, n.cutLeader = g, topo, cut
 		return g, n.net.Partition(ctx, g)
 	})
 }
@@ -461,10 +474,13 @@ func (n *Nemesis) resetClocks(ctx context.Context) error {
 // minority or a majority of the cluster, and, when the leader is known and
 // up, half of the time the leader alone (Jepsen's primaries target): its
 // clock is the one a leader lease trusts, and skew elsewhere rarely
-// matters to a leader-based store. The random draws depend neither on
-// whether the leader is known nor on which nodes are up, so a seed gives
-// the same sequence of draws either way; drawn is the size of the random
-// choice, for which the caller draws its offsets.
+// matters to a leader-based store. While a partition keeps the node that
+// led when it began away from a majority, that deposed leader is aimed at
+// instead of the new one: it may still believe its lease, and a clock that
+// jumps back stretches that lease over the new leader's writes. The random
+// draws depend neither on whether the leader is known nor on which nodes
+// are up, so a seed gives the same sequence of draws either way; drawn is
+// the size of the random choice, for which the caller draws its offsets.
 func (n *Nemesis) clockTargets(ctx context.Context, up []string, rng *rand.Rand) (targets []string, drawn int) {
 	targets = n.pick(false, rng)
 	drawn = len(targets)
@@ -473,6 +489,9 @@ func (n *Nemesis) clockTargets(ctx context.Context, up []string, rng *rand.Rand)
 		return targets, drawn
 	}
 	if rng.Intn(2) == 0 {
+		if n.cutLeader != "" && slices.Contains(up, n.cutLeader) {
+			return []string{n.cutLeader}, drawn
+		}
 		if leader, ok := n.opts.Leader(ctx); ok && slices.Contains(up, leader) {
 			return []string{leader}, drawn
 		}
@@ -598,7 +617,7 @@ func (n *Nemesis) heal(ctx context.Context, kinds []Kind, all bool) error {
 		errs = append(errs, n.act(ctx, FStopPartition, g, func(ctx context.Context) (any, error) {
 			err := n.net.Partition(ctx, Grudge{})
 			if err == nil {
-				n.partition, n.topology = nil, ""
+				n.partition, n.topology, n.cutLeader = nil, "", ""
 			}
 			return g, err
 		}))

@@ -621,6 +621,72 @@ func TestClockAimsAtLeader(t *testing.T) {
 	}
 }
 
+// TestClockAimsAtDeposedLeader checks that while a partition keeps the
+// node that led when it began away from a majority, the clock faults aimed
+// at the leader shift that deposed leader, not the new one; and the new
+// one again once the partition heals or when the old leader kept a
+// majority.
+func TestClockAimsAtDeposedLeader(t *testing.T) {
+	cases := []struct {
+		name  string
+		topos []string
+		// aimed is the node the leader-aimed clock faults should shift
+		// during the partition.
+		aimed string
+	}{
+		{"isolated leader", []string{TopoPrimaries}, "n4"},
+		{"ring: the old leader keeps a majority", []string{TopoMajoritiesRing}, "n1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMem(5)
+			leader := "n4"
+			n, err := New(m, m, Options{Kinds: []Kind{KindPartition, KindClock}, Seed: 5, Clocks: m, Topologies: tc.topos,
+				Leader: func(context.Context) (string, bool) { return leader, true }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			alone := func() map[string]int {
+				got := map[string]int{}
+				for i := 0; i < 100; i++ {
+					if err := n.Inject(ctx, KindClock); err != nil {
+						t.Fatal(err)
+					}
+					acts := n.Actions()
+					if a := acts[len(acts)-1]; a.F == FBumpClock {
+						var plan map[string]string
+						if err := json.Unmarshal(a.Value, &plan); err != nil {
+							t.Fatal(err)
+						}
+						for x := range plan {
+							if len(plan) == 1 {
+								got[x]++
+							}
+						}
+					}
+				}
+				return got
+			}
+			if err := n.Inject(ctx, KindPartition); err != nil {
+				t.Fatal(err)
+			}
+			leader = "n1" // elected by the majority
+			during := alone()
+			if during[tc.aimed] < 15 {
+				t.Errorf("during the partition %s was shifted alone %d times in 100 clock faults, want about 25: %v", tc.aimed, during[tc.aimed], during)
+			}
+			if err := n.Heal(ctx); err != nil {
+				t.Fatal(err)
+			}
+			after := alone()
+			if after["n1"] < 15 || after["n4"] > 10 {
+				t.Errorf("after healing: shifted alone %v, want n1 about 25 times and n4 about 5", after)
+			}
+		})
+	}
+}
+
 // TestPartitionsOftenIsolateLeader checks that, with the leader known,
 // more than half of the partitions isolate it, and that a topology list
 // without primaries is obeyed.

@@ -38,6 +38,22 @@ func without(nodes []string, x string) []string {
 	return slices.DeleteFunc(slices.Clone(nodes), func(n string) bool { return n == x })
 }
 
+// HearsMajority reports whether node, under g, exchanges packets both ways
+// with a majority of nodes (itself included): whether it can still take
+// part in a quorum. A node that is not one of nodes hears no majority.
+func (g Grudge) HearsMajority(nodes []string, node string) bool {
+	if !slices.Contains(nodes, node) {
+		return false
+	}
+	n := 0
+	for _, y := range nodes {
+		if y == node || !slices.Contains(g[node], y) && !slices.Contains(g[y], node) {
+			n++
+		}
+	}
+	return n > len(nodes)/2
+}
+
 // Isolate cuts node from every other node, both ways.
 func Isolate(nodes []string, node string) (Grudge, error) {
 	if !slices.Contains(nodes, node) {

@@ -216,3 +216,42 @@ func TestIsolateAndFiveNodeExamples(t *testing.T) {
 		t.Errorf("bridge of 5: grudge sizes %v, want four nodes dropping 2 each: %v", sizes, g)
 	}
 }
+
+func TestHearsMajority(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3", "n4", "n5"}
+	isolated, _ := Isolate(nodes, "n2")
+	cases := []struct {
+		name string
+		g    Grudge
+		node string
+		want bool
+	}{
+		{"no partition", Grudge{}, "n1", true},
+		{"isolated node", isolated, "n2", false},
+		{"the rest of an isolation", isolated, "n3", true},
+		{"minority side", complete([]string{"n1", "n2"}, []string{"n3", "n4", "n5"}), "n1", false},
+		{"majority side", complete([]string{"n1", "n2"}, []string{"n3", "n4", "n5"}), "n4", true},
+		{"one way cuts count", Grudge{"n1": {"n2", "n3", "n4"}}, "n1", false},
+		{"one way cuts the other way count", Grudge{"n2": {"n1"}, "n3": {"n1"}, "n4": {"n1"}}, "n1", false},
+		{"two of four cut: still a majority", Grudge{"n1": {"n2"}, "n3": {"n1"}}, "n1", true},
+		{"bridge half keeps the bridge", complete([]string{"n1", "n2"}, []string{"n4", "n5"}), "n1", true},
+		{"not a node", Grudge{}, "n9", false},
+	}
+	for _, tc := range cases {
+		if got := tc.g.HearsMajority(nodes, tc.node); got != tc.want {
+			t.Errorf("%s: HearsMajority(%s) = %v, want %v", tc.name, tc.node, got, tc.want)
+		}
+	}
+	// In a majorities ring every node hears a majority.
+	for seed := int64(0); seed < 20; seed++ {
+		g, err := MajoritiesRing(nodes, rand.New(rand.NewSource(seed)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range nodes {
+			if !g.HearsMajority(nodes, x) {
+				t.Errorf("seed %d: %s hears no majority in ring %v", seed, x, g)
+			}
+		}
+	}
+}
