@@ -406,7 +406,7 @@ func (n *Nemesis) clockFault(ctx context.Context, rng *rand.Rand) error {
 	up := slices.DeleteFunc(slices.Clone(n.nodes), func(x string) bool {
 		return slices.Contains(n.killed, x) || slices.Contains(n.paused, x)
 	})
-	targets, drawn := n.clockTargets(ctx, up, rng)
+	targets, drawn, leader := n.clockTargets(ctx, up, rng)
 	max := int64(n.opts.ClockMax / time.Millisecond)
 	offset := func() time.Duration {
 		// Uniform in [-max, max], at least 1 s away from 0 where max allows.
@@ -429,6 +429,9 @@ func (n *Nemesis) clockFault(ctx context.Context, rng *rand.Rand) error {
 		}
 		for i, node := range targets {
 			bump[node] = offsets[i]
+			if leader {
+				bump[node] = back(n.clocks[node], offsets[i], n.opts.ClockMax)
+			}
 			plan[node] = bump[node].String()
 		}
 		return n.act(ctx, FBumpClock, plan, func(ctx context.Context) (any, error) {
@@ -441,10 +444,7 @@ func (n *Nemesis) clockFault(ctx context.Context, rng *rand.Rand) error {
 			return plan, n.opts.Clocks.SetClock(ctx, bump)
 		})
 	}
-	delta := offset()
-	if delta < 0 {
-		delta = -delta
-	}
+	delta := abs(offset())
 	if len(targets) == 0 {
 		n.opts.Logf("nemesis: no running node to strobe the clock of")
 		return nil
@@ -456,6 +456,26 @@ func (n *Nemesis) clockFault(ctx context.Context, rng *rand.Rand) error {
 		n.strobed = union(n.strobed, targets)
 		return plan, n.opts.Clocks.StrobeClock(ctx, targets, delta, period, duration)
 	})
+}
+
+// back returns the offset a leader-aimed bump sets a clock at offset cur
+// to: behind cur by |d|, within [-max, max]. A leader's clock goes back
+// because a lease holder whose clock falls behind holds its lease too
+// long, while a jump forward only shortens it; forward jumps still reach
+// the leader among random targets. At -max already, the clock stays.
+func back(cur, d, max time.Duration) time.Duration {
+	d = abs(d)
+	if -d < cur {
+		return -d
+	}
+	return cur - min(d, cur+max)
+}
+
+func abs(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 // resetClocks sets every shifted clock back to true time, recording it.
@@ -480,23 +500,24 @@ func (n *Nemesis) resetClocks(ctx context.Context) error {
 // jumps back stretches that lease over the new leader's writes. The random
 // draws depend neither on whether the leader is known nor on which nodes
 // are up, so a seed gives the same sequence of draws either way; drawn is
-// the size of the random choice, for which the caller draws its offsets.
-func (n *Nemesis) clockTargets(ctx context.Context, up []string, rng *rand.Rand) (targets []string, drawn int) {
+// the size of the random choice, for which the caller draws its offsets,
+// and leader says the targets are the (deposed) leader alone.
+func (n *Nemesis) clockTargets(ctx context.Context, up []string, rng *rand.Rand) (targets []string, drawn int, leader bool) {
 	targets = n.pick(false, rng)
 	drawn = len(targets)
 	targets = slices.DeleteFunc(targets, func(x string) bool { return !slices.Contains(up, x) })
 	if n.opts.Leader == nil {
-		return targets, drawn
+		return targets, drawn, false
 	}
 	if rng.Intn(2) == 0 {
 		if n.cutLeader != "" && slices.Contains(up, n.cutLeader) {
-			return []string{n.cutLeader}, drawn
+			return []string{n.cutLeader}, drawn, true
 		}
-		if leader, ok := n.opts.Leader(ctx); ok && slices.Contains(up, leader) {
-			return []string{leader}, drawn
+		if l, ok := n.opts.Leader(ctx); ok && slices.Contains(up, l) {
+			return []string{l}, drawn, true
 		}
 	}
-	return targets, drawn
+	return targets, drawn, false
 }
 
 // pick chooses one node, a minority or a majority at random; with all,

@@ -598,26 +598,65 @@ func TestClockAimsAtLeader(t *testing.T) {
 		t.Fatalf("%d actions with the leader known, %d without", len(known), len(unknown))
 	}
 	leaderAlone := 0
+	var cur time.Duration // n4's offset
 	for i := range known {
 		if known[i].F != unknown[i].F {
 			t.Fatalf("action %d: %s with the leader known, %s without", i, known[i].F, unknown[i].F)
 		}
-		if known[i].F == FBumpClock && string(known[i].Value) != string(unknown[i].Value) {
-			var plan map[string]string
-			if err := json.Unmarshal(known[i].Value, &plan); err != nil {
+		if known[i].F == FResetClock {
+			cur = 0
+		}
+		if known[i].F != FBumpClock {
+			continue
+		}
+		var plan map[string]string
+		if err := json.Unmarshal(known[i].Value, &plan); err != nil {
+			t.Fatal(err)
+		}
+		next := cur
+		if s, ok := plan["n4"]; ok {
+			var err error
+			if next, err = time.ParseDuration(s); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if string(known[i].Value) != string(unknown[i].Value) {
 			if _, ok := plan["n4"]; !ok || len(plan) != 1 {
 				t.Errorf("action %d differs but does not aim at the leader alone: %s", i, known[i].Value)
 			}
+			if next >= cur && cur > -DefaultClockMax {
+				t.Errorf("action %d: the leader's clock went from %v to %v, want back", i, cur, next)
+			}
+			if next < -DefaultClockMax {
+				t.Errorf("action %d: the leader's clock went to %v, beyond -%v", i, next, DefaultClockMax)
+			}
 			leaderAlone++
 		}
+		cur = next
 	}
 	// Half of the bumps (which are about half of the clock faults) aim at
 	// the leader; a few of those would have picked it alone anyway and do
 	// not differ.
 	if leaderAlone < faults/8 || leaderAlone > faults/2 {
 		t.Errorf("%d of %d clock faults aimed at the leader alone, want about %d", leaderAlone, faults, faults/4)
+	}
+}
+
+func TestBack(t *testing.T) {
+	const max = 30 * time.Second
+	cases := []struct{ cur, d, want time.Duration }{
+		{0, 5 * time.Second, -5 * time.Second},
+		{0, -5 * time.Second, -5 * time.Second},
+		{20 * time.Second, 5 * time.Second, -5 * time.Second},
+		{-10 * time.Second, 5 * time.Second, -15 * time.Second},
+		{-10 * time.Second, 25 * time.Second, -25 * time.Second},
+		{-28 * time.Second, 10 * time.Second, -max},
+		{-max, 10 * time.Second, -max},
+	}
+	for _, tc := range cases {
+		if got := back(tc.cur, tc.d, max); got != tc.want {
+			t.Errorf("back(%v, %v) = %v, want %v", tc.cur, tc.d, got, tc.want)
+		}
 	}
 }
 
