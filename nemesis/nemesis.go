@@ -138,7 +138,8 @@ type Clock interface {
 	// time); other nodes keep theirs.
 	SetClock(ctx context.Context, offsets map[string]time.Duration) error
 	// StrobeClock flips the nodes' clocks between their offset and the
-	// offset plus delta every period, for duration, and returns at once.
+	// offset plus delta (which may be negative) every period, for
+	// duration, and returns at once.
 	StrobeClock(ctx context.Context, nodes []string, delta, period, duration time.Duration) error
 	// ResetClock sets every node's offset back to 0.
 	ResetClock(ctx context.Context) error

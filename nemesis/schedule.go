@@ -445,6 +445,11 @@ func (n *Nemesis) clockFault(ctx context.Context, rng *rand.Rand) error {
 		})
 	}
 	delta := abs(offset())
+	if leader {
+		// The leader's clock dips behind its base every other period:
+		// a deposed leader that still counts its lease sees it revived.
+		delta = -delta
+	}
 	if len(targets) == 0 {
 		n.opts.Logf("nemesis: no running node to strobe the clock of")
 		return nil
@@ -459,16 +464,22 @@ func (n *Nemesis) clockFault(ctx context.Context, rng *rand.Rand) error {
 }
 
 // back returns the offset a leader-aimed bump sets a clock at offset cur
-// to: behind cur by |d|, within [-max, max]. A leader's clock goes back
+// to: |d| behind cur, but not beyond -max. A leader's clock goes back
 // because a lease holder whose clock falls behind holds its lease too
 // long, while a jump forward only shortens it; forward jumps still reach
-// the leader among random targets. At -max already, the clock stays.
+// the leader among random targets. A clock that cannot go a second
+// further back (it is at -max already) jumps |d| forward instead, so that
+// the next bump has room again.
 func back(cur, d, max time.Duration) time.Duration {
 	d = abs(d)
-	if -d < cur {
-		return -d
+	next := cur - d
+	if next < -max {
+		next = -max
 	}
-	return cur - min(d, cur+max)
+	if cur-next < time.Second {
+		next = min(cur+d, max)
+	}
+	return next
 }
 
 func abs(d time.Duration) time.Duration {

@@ -110,7 +110,7 @@ func (m *memCluster) SetClock(ctx context.Context, offsets map[string]time.Durat
 func (m *memCluster) StrobeClock(ctx context.Context, nodes []string, delta, period, duration time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if delta <= 0 || period <= 0 || duration <= 0 || len(nodes) == 0 {
+	if delta == 0 || period <= 0 || duration <= 0 || len(nodes) == 0 {
 		return fmt.Errorf("bad strobe %v %s %s %s", nodes, delta, period, duration)
 	}
 	m.strobes++
@@ -624,7 +624,7 @@ func TestClockAimsAtLeader(t *testing.T) {
 			if _, ok := plan["n4"]; !ok || len(plan) != 1 {
 				t.Errorf("action %d differs but does not aim at the leader alone: %s", i, known[i].Value)
 			}
-			if next >= cur && cur > -DefaultClockMax {
+			if next >= cur && cur > -DefaultClockMax+time.Second {
 				t.Errorf("action %d: the leader's clock went from %v to %v, want back", i, cur, next)
 			}
 			if next < -DefaultClockMax {
@@ -647,11 +647,13 @@ func TestBack(t *testing.T) {
 	cases := []struct{ cur, d, want time.Duration }{
 		{0, 5 * time.Second, -5 * time.Second},
 		{0, -5 * time.Second, -5 * time.Second},
-		{20 * time.Second, 5 * time.Second, -5 * time.Second},
+		{20 * time.Second, 5 * time.Second, 15 * time.Second},
 		{-10 * time.Second, 5 * time.Second, -15 * time.Second},
-		{-10 * time.Second, 25 * time.Second, -25 * time.Second},
+		{-10 * time.Second, 25 * time.Second, -max},
 		{-28 * time.Second, 10 * time.Second, -max},
-		{-max, 10 * time.Second, -max},
+		{-29500 * time.Millisecond, 10 * time.Second, -19500 * time.Millisecond}, // at the floor: forward
+		{-max, 10 * time.Second, -20 * time.Second},
+		{-max, 40 * time.Second, 10 * time.Second},
 	}
 	for _, tc := range cases {
 		if got := back(tc.cur, tc.d, max); got != tc.want {
@@ -693,7 +695,21 @@ func TestClockAimsAtDeposedLeader(t *testing.T) {
 						t.Fatal(err)
 					}
 					acts := n.Actions()
-					if a := acts[len(acts)-1]; a.F == FBumpClock {
+					a := acts[len(acts)-1]
+					if a.F == FStrobeClock {
+						// Leader-aimed strobes dip behind the offset.
+						var plan struct {
+							Nodes []string
+							Delta string
+						}
+						if err := json.Unmarshal(a.Value, &plan); err != nil {
+							t.Fatal(err)
+						}
+						if strings.HasPrefix(plan.Delta, "-") {
+							got["strobe back "+strings.Join(plan.Nodes, ",")]++
+						}
+					}
+					if a.F == FBumpClock {
 						var plan map[string]string
 						if err := json.Unmarshal(a.Value, &plan); err != nil {
 							t.Fatal(err)
@@ -714,6 +730,14 @@ func TestClockAimsAtDeposedLeader(t *testing.T) {
 			during := alone()
 			if during[tc.aimed] < 15 {
 				t.Errorf("during the partition %s was shifted alone %d times in 100 clock faults, want about 25: %v", tc.aimed, during[tc.aimed], during)
+			}
+			for k, c := range during {
+				if strings.HasPrefix(k, "strobe back") && k != "strobe back "+tc.aimed {
+					t.Errorf("%d strobes back of %s, aimed at %s alone", c, k, tc.aimed)
+				}
+			}
+			if during["strobe back "+tc.aimed] < 5 {
+				t.Errorf("%d strobes dipped %s's clock back in 100 clock faults, want about 12", during["strobe back "+tc.aimed], tc.aimed)
 			}
 			if err := n.Heal(ctx); err != nil {
 				t.Fatal(err)

@@ -215,31 +215,34 @@ func TestDockerRestartStrobeMonotonic(t *testing.T) {
 		t.Errorf("shifted by -8s while down, after restart n1 is %v ahead", got)
 	}
 
-	// Strobe n2 between 0 and +10s every 5ms for 1.5s.
-	if err := ctl.StrobeClock(ctx, []string{"n2"}, 10*time.Second, 5*time.Millisecond, 1500*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	var low, high, other int
-	for i := 0; i < 100; i++ {
-		got, _ := skew(t, cl, "n2")
-		switch {
-		case got > -tolStrobe && got < tolStrobe:
-			low++
-		case got > 10*time.Second-tolStrobe && got < 10*time.Second+tolStrobe:
-			high++
-		default:
-			other++
+	// Strobe n2 between 0 and +10s, then 0 and -10s (the nemesis dips a
+	// leader's clock back), every 5ms for 1.5s.
+	for _, delta := range []time.Duration{10 * time.Second, -10 * time.Second} {
+		if err := ctl.StrobeClock(ctx, []string{"n2"}, delta, 5*time.Millisecond, 1500*time.Millisecond); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(3 * time.Millisecond)
-	}
-	t.Logf("strobe samples: %d at 0, %d at +10s, %d elsewhere", low, high, other)
-	if low == 0 || high == 0 || other != 0 {
-		t.Errorf("strobe samples: %d at 0, %d at +10s, %d elsewhere; want both values and nothing else", low, high, other)
-	}
-	time.Sleep(1500 * time.Millisecond)
-	for i := 0; i < 10; i++ {
-		if got, _ := skew(t, cl, "n2"); got < -time.Second || got > time.Second {
-			t.Fatalf("after the strobe n2 is %v ahead, want 0", got)
+		var low, high, other int
+		for i := 0; i < 100; i++ {
+			got, _ := skew(t, cl, "n2")
+			switch {
+			case got > -tolStrobe && got < tolStrobe:
+				low++
+			case got > delta-tolStrobe && got < delta+tolStrobe:
+				high++
+			default:
+				other++
+			}
+			time.Sleep(3 * time.Millisecond)
+		}
+		t.Logf("strobe samples: %d at 0, %d at %v, %d elsewhere", low, high, delta, other)
+		if low == 0 || high == 0 || other != 0 {
+			t.Errorf("strobe samples: %d at 0, %d at %v, %d elsewhere; want both values and nothing else", low, high, delta, other)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		for i := 0; i < 10; i++ {
+			if got, _ := skew(t, cl, "n2"); got < -time.Second || got > time.Second {
+				t.Fatalf("after the strobe by %v n2 is %v ahead, want 0", delta, got)
+			}
 		}
 	}
 
