@@ -393,7 +393,9 @@ func (n *Nemesis) startPartition(ctx context.Context, rng *rand.Rand) error {
 // reset or the end of the run, so a skewed clock meets the other faults.
 // Only nodes that are up are shifted: a killed node has no process to
 // shift (it gets its old offset back when it restarts), and a frozen one
-// cannot be patched until it thaws.
+// cannot be patched until it thaws. Half of the faults aim at the leader
+// (clockTargets); those move its clock back (back) or strobe it behind
+// its offset.
 func (n *Nemesis) clockFault(ctx context.Context, rng *rand.Rand) error {
 	choice := rng.Intn(4)
 	if choice == 3 {
