@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jepsen-go/jepsen/harness/clockfault"
 	"github.com/jepsen-go/jepsen/harness/netfault"
@@ -99,18 +100,75 @@ func (r *run) newNemesis(ctx context.Context, kinds []nemesis.Kind) (nemesisRunn
 	return f, nil
 }
 
-// leader asks the nodes in turn for the current leader (GET /leader),
-// for the primaries partition topology.
+// leaderTimeout bounds a leader lookup: a paused node never answers.
+const leaderTimeout = time.Second
+
+// leader asks the nodes for the current leader (GET /leader), for the
+// primaries partition topology and for aiming clock faults (askLeader).
 func (r *run) leader(ctx context.Context) (string, bool) {
+	var nodes []string
 	for _, node := range r.cluster.Nodes() {
-		if r.cluster.Endpoint(node) == "" {
-			continue
-		}
-		if l, ok := r.client(node).Leader(ctx); ok {
-			return l, true
+		if r.cluster.Endpoint(node) != "" {
+			nodes = append(nodes, node)
 		}
 	}
-	return "", false
+	return askLeader(ctx, nodes, len(r.cluster.Nodes()), leaderTimeout, func(ctx context.Context, node string) (string, bool) {
+		return r.client(node).Leader(ctx)
+	})
+}
+
+// askLeader asks every node at once who leads and returns the leader a
+// majority of the total nodes names, as soon as they have. Otherwise, once
+// every node has answered or timeout has passed (a paused node holds its
+// answer forever), it returns the leader named most often, ties going to
+// the one named by the earlier node; false if none was named. Asking all at
+// once, not in turn, keeps a frozen node from stalling the nemesis; the
+// majority keeps an isolated old leader that still believes it leads from
+// being taken for the leader.
+func askLeader(ctx context.Context, nodes []string, total int, timeout time.Duration,
+	ask func(ctx context.Context, node string) (string, bool)) (string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type answer struct {
+		i      int
+		leader string
+		ok     bool
+	}
+	answers := make(chan answer, len(nodes))
+	for i, node := range nodes {
+		go func() {
+			l, ok := ask(ctx, node)
+			answers <- answer{i, l, ok}
+		}()
+	}
+	votes := map[string]int{}
+	first := map[string]int{} // the earliest node that named each leader
+wait:
+	for range nodes {
+		var a answer
+		select {
+		case a = <-answers:
+		case <-ctx.Done():
+			break wait
+		}
+		if !a.ok {
+			continue
+		}
+		votes[a.leader]++
+		if f, seen := first[a.leader]; !seen || a.i < f {
+			first[a.leader] = a.i
+		}
+		if votes[a.leader] > total/2 {
+			return a.leader, true
+		}
+	}
+	best := ""
+	for l, v := range votes {
+		if best == "" || v > votes[best] || v == votes[best] && first[l] < first[best] {
+			best = l
+		}
+	}
+	return best, best != ""
 }
 
 func (f *faults) record(op history.Op) {
