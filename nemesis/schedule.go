@@ -72,7 +72,7 @@ type Options struct {
 	Logf func(format string, args ...any)
 	// Clocks shifts node clocks; required by the clock kind.
 	Clocks Clock
-	// ClockMax bounds clock offsets, forward or back (default
+	// ClockMax bounds clock offsets, forward or back, and strobe swings (default
 	// DefaultClockMax).
 	ClockMax time.Duration
 }
@@ -354,17 +354,18 @@ func (n *Nemesis) startPartition(ctx context.Context, rng *rand.Rand) error {
 	}
 	var g Grudge
 	var err error
+	// The leader as the partition begins: primaries isolates it, and the
+	// clock faults aim at it while the partition cuts it off.
 	var leader string
 	var known bool
 	if n.opts.Leader != nil {
 		leader, known = n.opts.Leader(ctx)
 	}
 	if topo == TopoPrimaries {
-		ok := known
-		if ok {
+		if known {
 			g, err = Isolate(n.nodes, leader)
 		}
-		if !ok || err != nil {
+		if !known || err != nil {
 			// No known leader: isolate a random node instead.
 			topo = TopoOne
 			g, err = One(n.nodes, rng)

@@ -90,7 +90,7 @@ verdict), 3 unknown (the checker ran out of time), 130 interrupted.`,
 	f.StringVar(&cfg.Workload, "workload", workloads.Register, "what clients do: register (read/write/cas, checked for linearizability) or set (unique adds, checked for lost writes)")
 	f.StringVar(&cfg.Nemesis, "nemesis", "none", "faults to inject, comma-separated: partition, kill, pause, packet, clock; or none")
 	f.DurationVar(&cfg.NemesisInterval, "nemesis-interval", harness.DefaultNemesisInterval, "time between a fault and its healing, and between healing and the next fault of the same family (network: partition, packet; process: kill, pause; clock); faults of different families overlap")
-	f.DurationVar(&cfg.ClockMax, "clock-max", nemesis.DefaultClockMax, "clock nemesis: largest clock offset, forward or back")
+	f.DurationVar(&cfg.ClockMax, "clock-max", nemesis.DefaultClockMax, "clock nemesis: largest jump, forward or back (a bump's offset, a strobe's swing)")
 	f.IntVar(&cfg.Nodes, "nodes", 0, "number of nodes (default: the target's nodes, 5 for the reference store)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 0, "client threads (default: 2 per node)")
 	f.Float64Var(&cfg.Rate, "rate", 0, "total ops per second across all clients; 0 = as fast as they can go (default: 0 for register, 200 for set, whose final phase reads every added key back)")
