@@ -72,8 +72,8 @@ type Options struct {
 	Logf func(format string, args ...any)
 	// Clocks shifts node clocks; required by the clock kind.
 	Clocks Clock
-	// ClockMax bounds clock offsets, forward or back, and strobe swings (default
-	// DefaultClockMax).
+	// ClockMax bounds clock offsets, forward or back, and strobe swings
+	// (default DefaultClockMax).
 	ClockMax time.Duration
 }
 
