@@ -133,7 +133,7 @@ func TestAnalyzeClocks(t *testing.T) {
 	const s = int64(time.Second)
 	bump1 := map[string]string{"n1": "-12.3s", "n2": "1.5s"}
 	bump2 := map[string]string{"n1": "20s"}
-	strobe := map[string]any{"nodes": []string{"n3"}, "delta": "28.9s", "period": "10ms", "duration": "2s"}
+	strobe := map[string]any{"nodes": []string{"n3"}, "delta": "-28.9s", "period": "10ms", "duration": "2s"} // aimed at a leader: dips back
 	ops := []history.Op{
 		{Type: history.Invoke, Process: history.Client(0), F: "read", Key: "k", Time: 0, Node: "n1"},
 		nem(history.Invoke, "bump-clock", bump1, 1*s), nem(history.Info, "bump-clock", bump1, 1*s+5),
@@ -153,14 +153,14 @@ func TestAnalyzeClocks(t *testing.T) {
 		want string
 	}{
 		{"n1", 0, ""}, {"n1", 2 * s, "clock -12.3s"}, {"n2", 2 * s, "clock +1.5s"}, {"n1", 5*s + 1, "clock +20.0s"},
-		{"n2", 7 * s, "clock +1.5s"}, {"n3", 7 * s, "clock strobe +28.9s"}, {"n3", 9 * s, ""},
+		{"n2", 7 * s, "clock +1.5s"}, {"n3", 7 * s, "clock strobe -28.9s"}, {"n3", 9 * s, ""},
 		{"n1", 10*s + 10, ""}, {"n2", 10*s + 10, ""}, {"n1", 11*s + 1, "clock +20.0s"},
 	} {
 		if got := a.nodeStateAt(tc.node, tc.at); got != tc.want {
 			t.Errorf("state of %s at %.1fs = %q, want %q", tc.node, float64(tc.at)/1e9, got, tc.want)
 		}
 	}
-	if got, want := a.clocksAt(7*s), "n1 +20.0s, n2 +1.5s, n3 strobe +28.9s"; got != want {
+	if got, want := a.clocksAt(7*s), "n1 +20.0s, n2 +1.5s, n3 strobe -28.9s"; got != want {
 		t.Errorf("clocksAt(7s) = %q, want %q", got, want)
 	}
 	if got := a.clocksAt(10*s + 10); got != "" {
