@@ -10,6 +10,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +80,11 @@ const socketName = "agent.sock"
 // socketDirPrefix starts the name of every pool's socket directory, in
 // the system's temporary directory (see SweepSocketDirs).
 const socketDirPrefix = "jepsen-agents-"
+
+// ownerFile, in a socket directory, names the process that made it (the
+// owner labels of harness/docker, as JSON), so that a sweep can tell a
+// crashed run's directory from a live one's at any age.
+const ownerFile = "owner.json"
 
 // localWait is how long a local command waits for a fresh agent to listen.
 const localWait = 3 * time.Second
@@ -244,6 +250,9 @@ func (p *Pool) nodeDir(node string) string {
 			return ""
 		}
 		p.hostDir = dir
+		if b, err := json.Marshal(docker.OwnerLabels()); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, ownerFile), b, 0o600) // without it, age decides
+		}
 	}
 	dir := filepath.Join(p.hostDir, node)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -406,14 +415,16 @@ func (p *Pool) Close(ctx context.Context) error {
 }
 
 // SocketDirMinAge is the age below which SweepSocketDirs keeps a socket
-// directory whatever its sockets say: its run may be starting its agents.
+// directory without an owner file whatever its sockets say: its run may be
+// starting its agents.
 // Removing a live run's directory is harmless anyway: its pool recreates
 // it when it next starts an agent.
 const SocketDirMinAge = time.Minute
 
 // SweepSocketDirs removes the socket directories that pools of crashed
-// runs left in the system's temporary directory: those older than minAge
-// in which no agent socket accepts a connection. It returns how many it
+// runs left in the system's temporary directory: those whose owner file
+// says their process has gone (at any age), and those older than minAge in
+// which no agent socket accepts a connection. It returns how many it
 // removed. A live run's directory always has a listening agent, and a
 // pool whose directory vanished recreates it or falls back to docker
 // exec.
@@ -430,8 +441,10 @@ func SweepSocketDirs(minAge time.Duration) (int, error) {
 			continue
 		}
 		dir := filepath.Join(tmp, e.Name())
-		if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < minAge {
-			continue
+		if !ownerGone(dir) {
+			if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < minAge {
+				continue
+			}
 		}
 		socks, _ := filepath.Glob(filepath.Join(dir, "*", socketName))
 		live := slices.ContainsFunc(socks, func(sock string) bool {
@@ -451,6 +464,20 @@ func SweepSocketDirs(minAge time.Duration) (int, error) {
 		removed++
 	}
 	return removed, errors.Join(errs...)
+}
+
+// ownerGone reports whether dir's owner file names a process that has
+// gone; false if there is no readable owner file.
+func ownerGone(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+	if err != nil {
+		return false
+	}
+	var l map[string]string
+	if json.Unmarshal(b, &l) != nil {
+		return false
+	}
+	return docker.OwnerGone(l)
 }
 
 // Each runs f for every node concurrently and joins the errors.

@@ -2,12 +2,15 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -259,6 +262,23 @@ func TestSweepSocketDirs(t *testing.T) {
 		return dir
 	}
 	dead, live, fresh := mk("dead"), mk("live"), mk("fresh")
+	// Fresh directories with owner files: one of this process, one of a
+	// process that has exited (a run killed seconds ago).
+	mine, orphan := mk("mine"), mk("orphan")
+	writeOwner := func(dir string, l map[string]string) {
+		b, _ := json.Marshal(l)
+		if err := os.WriteFile(filepath.Join(dir, ownerFile), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeOwner(mine, docker.OwnerLabels())
+	exited := exec.Command("true")
+	if err := exited.Run(); err != nil {
+		t.Fatal(err)
+	}
+	gone := docker.OwnerLabels()
+	gone[docker.LabelOwnerPID] = strconv.Itoa(exited.Process.Pid)
+	writeOwner(orphan, gone)
 	// A stale socket file nobody listens on, as a killed agent leaves.
 	ln, err := net.Listen("unix", filepath.Join(dead, "n1", socketName))
 	if err != nil {
@@ -278,10 +298,10 @@ func TestSweepSocketDirs(t *testing.T) {
 		}
 	}
 	n, err := SweepSocketDirs(time.Minute)
-	if err != nil || n != 1 {
-		t.Fatalf("SweepSocketDirs = %d, %v; want 1 removed", n, err)
+	if err != nil || n != 2 {
+		t.Fatalf("SweepSocketDirs = %d, %v; want 2 removed", n, err)
 	}
-	for dir, want := range map[string]bool{dead: false, live: true, fresh: true} {
+	for dir, want := range map[string]bool{dead: false, live: true, fresh: true, mine: true, orphan: false} {
 		if _, err := os.Stat(dir); (err == nil) != want {
 			t.Errorf("%s: exists %v, want %v", filepath.Base(dir), err == nil, want)
 		}

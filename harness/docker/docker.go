@@ -113,31 +113,45 @@ func self() owner {
 
 // procStartTime returns field 22 (starttime) of /proc/PID/stat.
 func procStartTime(pid int) (string, error) {
+	_, start, err := procStat(pid)
+	return start, err
+}
+
+// procStat returns fields 3 (state: R, S, Z for a zombie, ...) and 22
+// (starttime) of /proc/PID/stat.
+func procStat(pid int) (state, start string, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return parseStatStart(string(b))
+	return parseStat(string(b))
 }
 
 // parseStatStart extracts the starttime field from the text of
+// /proc/PID/stat.
+func parseStatStart(stat string) (string, error) {
+	_, start, err := parseStat(stat)
+	return start, err
+}
+
+// parseStat extracts the state and starttime fields from the text of
 // /proc/PID/stat. The command name (field 2) may hold spaces and
 // parentheses, so fields are counted after its last ')'.
-func parseStatStart(stat string) (string, error) {
+func parseStat(stat string) (state, start string, err error) {
 	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
-		return "", errors.New("malformed /proc stat: no ')'")
+		return "", "", errors.New("malformed /proc stat: no ')'")
 	}
 	fields := strings.Fields(stat[i+1:])
 	// fields[0] is field 3 (state); starttime is field 22.
 	const idx = 22 - 3
 	if len(fields) <= idx {
-		return "", fmt.Errorf("malformed /proc stat: %d fields after comm", len(fields))
+		return "", "", fmt.Errorf("malformed /proc stat: %d fields after comm", len(fields))
 	}
 	if _, err := strconv.ParseUint(fields[idx], 10, 64); err != nil {
-		return "", fmt.Errorf("malformed /proc stat: starttime %q", fields[idx])
+		return "", "", fmt.Errorf("malformed /proc stat: starttime %q", fields[idx])
 	}
-	return fields[idx], nil
+	return fields[0], fields[idx], nil
 }
 
 // labels returns the labels for an object of run runID.

@@ -43,10 +43,25 @@ func (r SweepReport) String() string {
 		len(r.Containers), len(r.Networks), len(r.Volumes), len(r.Runs), strings.Join(r.Runs, ", "))
 }
 
+// OwnerLabels returns the labels that name this process as the owner of
+// something it creates (LabelOwnerPID, LabelOwnerHost, LabelOwnerStart),
+// for leftovers outside Docker that a later sweep must judge the same way.
+func OwnerLabels() map[string]string {
+	o := self()
+	return map[string]string{LabelOwnerPID: strconv.Itoa(o.PID), LabelOwnerHost: o.Host, LabelOwnerStart: o.Start}
+}
+
+// OwnerGone reports whether the owner named by labels (as OwnerLabels
+// gives them) has gone. Owners on another host, or labels without an
+// owner, are never taken for gone.
+func OwnerGone(l map[string]string) bool { return ownerGone(l, SweepOptions{}) }
+
 // ownerGone decides from an object's labels whether its owner process has
-// gone: its pid is not alive, or is alive with another start time (a
-// reused pid). Objects of another host, or without owner labels, are only
-// swept with opts.All.
+// gone: its pid is not alive, is a zombie (killed, not yet reaped by its
+// parent: `jepsen clean` right after a SIGKILL, or a container whose init
+// does not reap), or is alive with another start time (a reused pid).
+// Objects of another host, or without owner labels, are only swept with
+// opts.All.
 func ownerGone(l map[string]string, opts SweepOptions) bool {
 	me := self()
 	host, pidS, start := l[LabelOwnerHost], l[LabelOwnerPID], l[LabelOwnerStart]
@@ -57,11 +72,11 @@ func ownerGone(l map[string]string, opts SweepOptions) bool {
 	if host != me.Host {
 		return opts.All
 	}
-	cur, err := procStartTime(pid)
+	state, cur, err := procStat(pid)
 	if err != nil {
 		return errors.Is(err, os.ErrNotExist)
 	}
-	return start != "" && cur != start
+	return state == "Z" || state == "X" || start != "" && cur != start
 }
 
 // Sweep removes the containers, networks and volumes labelled LabelRun

@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -106,6 +108,29 @@ func TestSweep(t *testing.T) {
 func TestOwnerGone(t *testing.T) {
 	me := self()
 	pid := strconv.Itoa(me.PID)
+	// A zombie: a child that exited and that nobody has reaped yet, as a
+	// SIGKILLed run is for a moment (or for good under an init that does
+	// not reap).
+	zombie := exec.Command("true")
+	if err := zombie.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer zombie.Wait()
+	zpid := zombie.Process.Pid
+	var zstart string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		state, start, err := procStat(zpid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state == "Z" {
+			zstart = start
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("child %d still in state %s after 5s", zpid, state)
+		}
+	}
 	for _, tc := range []struct {
 		name   string
 		labels map[string]string
@@ -115,6 +140,7 @@ func TestOwnerGone(t *testing.T) {
 		{"self", map[string]string{LabelOwnerPID: pid, LabelOwnerHost: me.Host, LabelOwnerStart: me.Start}, true, false},
 		{"no such pid", map[string]string{LabelOwnerPID: "999999999", LabelOwnerHost: me.Host, LabelOwnerStart: "1"}, false, true},
 		{"reused pid", map[string]string{LabelOwnerPID: pid, LabelOwnerHost: me.Host, LabelOwnerStart: "1"}, false, true},
+		{"zombie", map[string]string{LabelOwnerPID: strconv.Itoa(zpid), LabelOwnerHost: me.Host, LabelOwnerStart: zstart}, false, true},
 		{"other host", map[string]string{LabelOwnerPID: "999999999", LabelOwnerHost: "elsewhere", LabelOwnerStart: "1"}, false, false},
 		{"other host, all", map[string]string{LabelOwnerPID: "999999999", LabelOwnerHost: "elsewhere", LabelOwnerStart: "1"}, true, true},
 		{"no labels", map[string]string{}, false, false},
