@@ -156,14 +156,9 @@ func parseStat(stat string) (state, start string, err error) {
 
 // labels returns the labels for an object of run runID.
 func labels(runID, role, node string) map[string]string {
-	o := self()
-	l := map[string]string{
-		LabelRun:        runID,
-		LabelOwnerPID:   strconv.Itoa(o.PID),
-		LabelOwnerHost:  o.Host,
-		LabelOwnerStart: o.Start,
-		LabelRole:       role,
-	}
+	l := OwnerLabels()
+	l[LabelRun] = runID
+	l[LabelRole] = role
 	if node != "" {
 		l[LabelNode] = node
 	}

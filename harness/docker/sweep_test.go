@@ -179,6 +179,9 @@ func TestParseStatStart(t *testing.T) {
 	if s, err := procStartTime(os.Getpid()); err != nil || s == "" {
 		t.Errorf("procStartTime(self) = %q, %v", s, err)
 	}
+	if state, _, err := parseStat("42 (jepsen)" + tail); err != nil || state != "S" {
+		t.Errorf("parseStat state = %q, %v; want S", state, err)
+	}
 }
 
 // FuzzParseStatStart checks the parser never panics and only returns
