@@ -20,8 +20,9 @@ func newCleanCmd() *cobra.Command {
 Everything jepsen creates is labelled with its run and its owner process.
 clean removes the objects of runs whose owner process is gone; runs still in
 progress are left alone. It also removes the fault agents' socket
-directories (jepsen-agents-* in the temporary directory) that no agent
-answers on any more. Every jepsen run does this sweep before it starts.
+directories (jepsen-agents-* in the temporary directory) of runs whose
+process is gone, and older ones that no agent answers on any more. Every
+jepsen run does this sweep before it starts.
 Images are a build cache and are kept.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -277,9 +277,8 @@ func (p *Pool) local(ctx context.Context, node string, args []string) (out []byt
 	// gone (its node was killed): docker exec finds out and replaces it.
 	deadline := started.Add(localWait)
 	for {
-		conn, derr := net.DialTimeout("unix", sock, 200*time.Millisecond)
+		derr := dialSocket(sock)
 		if derr == nil {
-			conn.Close()
 			break
 		}
 		if ctx.Err() != nil {
@@ -447,14 +446,7 @@ func SweepSocketDirs(minAge time.Duration) (int, error) {
 			}
 		}
 		socks, _ := filepath.Glob(filepath.Join(dir, "*", socketName))
-		live := slices.ContainsFunc(socks, func(sock string) bool {
-			conn, err := net.DialTimeout("unix", sock, 200*time.Millisecond)
-			if err == nil {
-				conn.Close()
-			}
-			return err == nil
-		})
-		if live {
+		if slices.ContainsFunc(socks, func(sock string) bool { return dialSocket(sock) == nil }) {
 			continue
 		}
 		if err := os.RemoveAll(dir); err != nil {
@@ -464,6 +456,16 @@ func SweepSocketDirs(minAge time.Duration) (int, error) {
 		removed++
 	}
 	return removed, errors.Join(errs...)
+}
+
+// dialSocket reports whether an agent accepts connections on sock: nil if
+// one does.
+func dialSocket(sock string) error {
+	conn, err := net.DialTimeout("unix", sock, 200*time.Millisecond)
+	if err == nil {
+		conn.Close()
+	}
+	return err
 }
 
 // ownerGone reports whether dir's owner file names a process that has
