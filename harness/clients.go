@@ -14,7 +14,7 @@ import (
 
 // Client performs one operation against one node: given an invocation it
 // returns the completion (ok, fail or info), as the target's protocol maps
-// it. httpkv.Client satisfies it.
+// it. Every targets.Conn satisfies it.
 type Client interface {
 	Invoke(ctx context.Context, op history.Op) history.Op
 }
@@ -75,11 +75,15 @@ func pause(ctx context.Context, d time.Duration) {
 }
 
 // downClient stands for a node that has no address (its container is
-// stopped): nothing can be sent, so every op surely fails.
-type downClient struct{ node string }
+// stopped) or that the protocol could not dial (why): nothing can be sent,
+// so every op surely fails.
+type downClient struct{ node, why string }
 
 func (d downClient) Invoke(_ context.Context, op history.Op) history.Op {
 	op.Type, op.Error = history.Fail, "node "+d.node+" is down (no address to send to)"
+	if d.why != "" {
+		op.Error = "cannot reach node " + d.node + ": " + d.why
+	}
 	return op
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/jepsen-go/jepsen/harness/netfault"
 	"github.com/jepsen-go/jepsen/history"
 	"github.com/jepsen-go/jepsen/nemesis"
+	"github.com/jepsen-go/jepsen/targets"
 )
 
 // nemesisRunner is what a run needs of the fault schedule.
@@ -113,7 +114,14 @@ func (r *run) leader(ctx context.Context) (string, bool) {
 		}
 	}
 	return askLeader(ctx, nodes, len(r.cluster.Nodes()), leaderTimeout, func(ctx context.Context, node string) (string, bool) {
-		return r.client(node).Leader(ctx)
+		c, err := r.client(node)
+		if err != nil {
+			return "", false
+		}
+		if lc, ok := c.(targets.LeaderConn); ok {
+			return lc.Leader(ctx)
+		}
+		return "", false
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,7 +26,6 @@ import (
 	"github.com/jepsen-go/jepsen/history"
 	"github.com/jepsen-go/jepsen/reports"
 	"github.com/jepsen-go/jepsen/targets"
-	"github.com/jepsen-go/jepsen/targets/httpkv"
 	"github.com/jepsen-go/jepsen/workloads"
 )
 
@@ -74,6 +74,9 @@ type Config struct {
 	MetricsAddr string `json:"metrics_addr,omitempty"`
 	// Env holds KEY=VALUE entries given to every node.
 	Env []string `json:"env,omitempty"`
+	// ProtocolOptions are KEY=VALUE options of the target's client
+	// protocol; they override the target's protocol_options.
+	ProtocolOptions []string `json:"protocol_options,omitempty"`
 	// OpTimeout is the deadline of one op; past it the op is info.
 	OpTimeout time.Duration `json:"op_timeout"`
 	// OpsPerKey retires a register key after this many ops.
@@ -171,8 +174,11 @@ type run struct {
 	cluster *docker.Cluster
 	metrics *metrics
 
+	proto     targets.Protocol
+	protoOpts map[string]string
+
 	clientsMu sync.Mutex
-	clients   map[string]*httpkv.Client // by endpoint
+	clients   map[string]targets.Conn // by endpoint
 }
 
 // Run performs one test run and returns its outcome. Errors are a
@@ -225,6 +231,7 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 			return
 		}
 		tornDown = true
+		r.closeClients()
 		t0 := time.Now()
 		if cerr := r.cluster.Close(context.WithoutCancel(ctx)); cerr != nil {
 			r.log.Error("teardown", "err", cerr)
@@ -383,16 +390,35 @@ func referenceSpec() *targets.Spec {
 func (r *run) loadTarget() error {
 	if r.cfg.TargetDir == "" {
 		r.spec = referenceSpec()
-		return nil
+		return r.loadProtocol()
 	}
 	s, err := targets.Load(r.cfg.TargetDir)
 	if err != nil {
 		return &TroubleError{Err: err}
 	}
-	if s.Protocol != "http" {
-		return trouble("%s: protocol %q is not supported yet; use http", r.cfg.TargetDir, s.Protocol)
-	}
 	r.spec = s
+	return r.loadProtocol()
+}
+
+// loadProtocol finds the spec's protocol and checks its options, those of
+// jepsen.yaml overridden by --protocol-option.
+func (r *run) loadProtocol() error {
+	p, ok := targets.Lookup(r.spec.Protocol)
+	if !ok {
+		return trouble("protocol %q is not supported; supported: %s", r.spec.Protocol, strings.Join(targets.ProtocolNames(), ", "))
+	}
+	opts, err := targets.MergeOptions(r.spec.ProtocolOptions, r.cfg.ProtocolOptions)
+	if err != nil {
+		return &TroubleError{Err: err}
+	}
+	if err := p.CheckOptions(opts); err != nil {
+		var oe *targets.OptionError
+		if errors.As(err, &oe) && !slices.ContainsFunc(r.cfg.ProtocolOptions, func(kv string) bool { return strings.HasPrefix(kv, oe.Key+"=") }) {
+			return trouble("%s: protocol_options: %w", filepath.Join(r.spec.Dir, targets.SpecFile), err)
+		}
+		return trouble("--protocol-option: %w", err)
+	}
+	r.proto, r.protoOpts = p, opts
 	return nil
 }
 
@@ -479,10 +505,16 @@ func (r *run) startCluster(ctx context.Context) error {
 			}
 			return cmd
 		},
-		Env:          func(node string) []string { return r.spec.EnvFor(node, nodes, r.cfg.Env) },
-		Port:         r.spec.Port,
-		DataDir:      r.spec.DataDir,
-		ReadyPath:    r.spec.Ready,
+		Env:     func(node string) []string { return r.spec.EnvFor(node, nodes, r.cfg.Env) },
+		Port:    r.spec.Port,
+		DataDir: r.spec.DataDir,
+		Ready: func(ctx context.Context, node, endpoint string) error {
+			c, err := r.dial(node, endpoint)
+			if err != nil {
+				return err
+			}
+			return c.Ready(ctx)
+		},
 		ReadyTimeout: r.cfg.ReadyTimeout,
 		LogDir:       filepath.Join(r.dir, "nodes"),
 		Logf:         func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) },
@@ -502,21 +534,42 @@ func (r *run) startCluster(ctx context.Context) error {
 	return nil
 }
 
-// client returns the protocol client of node at its current endpoint (a
-// restarted container may have a new one), one client per endpoint.
-func (r *run) client(node string) *httpkv.Client {
-	ep := r.cluster.Endpoint(node)
+// client returns the protocol connection of node at its current endpoint
+// (a restarted container may have a new one), one per endpoint; nil and
+// an error if the protocol cannot dial it.
+func (r *run) client(node string) (targets.Conn, error) {
+	return r.dial(node, r.cluster.Endpoint(node))
+}
+
+// dial returns the connection to node at endpoint, made once.
+func (r *run) dial(node, endpoint string) (targets.Conn, error) {
 	r.clientsMu.Lock()
 	defer r.clientsMu.Unlock()
-	c, ok := r.clients[ep]
-	if !ok {
-		if r.clients == nil {
-			r.clients = map[string]*httpkv.Client{}
-		}
-		c = httpkv.New(ep, httpkv.Options{Concurrency: finalConcurrency(r.cfg.Concurrency)})
-		r.clients[ep] = c
+	if c, ok := r.clients[endpoint]; ok {
+		return c, nil
 	}
-	return c
+	c, err := r.proto.Dial(targets.DialConfig{
+		Node: node, Addr: endpoint, Port: r.spec.Port, Ready: r.spec.Ready,
+		Concurrency: finalConcurrency(r.cfg.Concurrency), Options: r.protoOpts,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s client of %s: %w", r.proto.Name, node, err)
+	}
+	if r.clients == nil {
+		r.clients = map[string]targets.Conn{}
+	}
+	r.clients[endpoint] = c
+	return c, nil
+}
+
+// closeClients closes every protocol connection.
+func (r *run) closeClients() {
+	r.clientsMu.Lock()
+	defer r.clientsMu.Unlock()
+	for ep, c := range r.clients {
+		c.Close()
+		delete(r.clients, ep)
+	}
 }
 
 // dialer returns the Dialer of the client threads. A node with no address
@@ -526,7 +579,11 @@ func (r *run) dialer() Dialer {
 		if r.cluster.Endpoint(node) == "" {
 			return downClient{node: node}
 		}
-		return r.client(node)
+		c, err := r.client(node)
+		if err != nil {
+			return downClient{node: node, why: err.Error()}
+		}
+		return c
 	}
 }
 

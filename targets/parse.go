@@ -37,6 +37,7 @@ var topFields = []field{
 	{"port", (*parser).port},
 	{"data_dir", (*parser).dataDir},
 	{"protocol", (*parser).protocol},
+	{"protocol_options", (*parser).protocolOptions},
 	{"ready", (*parser).ready},
 }
 
@@ -49,6 +50,9 @@ type parser struct {
 	probs []Problem
 	// cmdLines holds the line of each command element.
 	cmdLines []int
+	// protoLine and optLines locate protocol and each protocol option.
+	protoLine int
+	optLines  map[string]int
 }
 
 func (p *parser) add(line int, fieldName, format string, args ...any) {
@@ -178,6 +182,7 @@ func (p *parser) top(m *yaml.Node) {
 	if _, ok := seen["ready"]; !ok {
 		s.Ready = DefaultReady
 	}
+	p.checkProtocolOptions()
 	s.Dir = p.dir
 	// Templates are checked last: their sample execution uses Port and
 	// DataDir (an invalid one leaves its zero value, which is fine here).
@@ -354,17 +359,63 @@ func (p *parser) dataDir(k, v *yaml.Node) {
 }
 
 func (p *parser) protocol(k, v *yaml.Node) {
-	s, ok := p.str(k, v, "protocol", "one of: "+strings.Join(Protocols, ", "))
+	names := ProtocolNames()
+	s, ok := p.str(k, v, "protocol", "one of: "+strings.Join(names, ", "))
 	if !ok {
 		return
 	}
-	for _, known := range Protocols {
-		if s == known {
-			p.spec.Protocol = s
+	if _, known := Lookup(s); known {
+		p.spec.Protocol = s
+		p.protoLine = v.Line
+		return
+	}
+	p.add(v.Line, "protocol", "%s is not supported; supported: %s", quote(s), strings.Join(names, ", "))
+}
+
+// protocolOptions reads protocol_options, a mapping of strings; the keys
+// are checked against the protocol once the whole file is read.
+func (p *parser) protocolOptions(k, v *yaml.Node) {
+	const expect = "a mapping of option names to strings, for example protocol_options: {reads: serializable}"
+	if v.Kind != yaml.MappingNode {
+		if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
 			return
 		}
+		p.add(k.Line, "protocol_options", "expected %s, got %s", expect, describe(v))
+		return
 	}
-	p.add(v.Line, "protocol", "%s is not supported; supported: %s (etcd and redis are planned)", quote(s), strings.Join(Protocols, ", "))
+	seen := map[string]int{}
+	opts := map[string]string{}
+	p.optLines = map[string]int{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		ok, ov := resolve(v.Content[i]), resolve(v.Content[i+1])
+		if !p.key(ok, "protocol_options", seen) {
+			continue
+		}
+		name := "protocol_options." + safeName(ok.Value)
+		if ov.Kind != yaml.ScalarNode || ov.ShortTag() == "!!null" {
+			p.add(ov.Line, name, "expected a string value, got %s", describe(ov))
+			continue
+		}
+		opts[ok.Value] = ov.Value
+		p.optLines[ok.Value] = ok.Line
+	}
+	p.spec.ProtocolOptions = opts
+}
+
+// checkProtocolOptions checks the options against the protocol.
+func (p *parser) checkProtocolOptions() {
+	proto, ok := Lookup(p.spec.Protocol)
+	if !ok || len(p.spec.ProtocolOptions) == 0 {
+		return
+	}
+	if err := proto.CheckOptions(p.spec.ProtocolOptions); err != nil {
+		line, field := p.protoLine, "protocol_options"
+		var oe *OptionError
+		if errors.As(err, &oe) && p.optLines[oe.Key] > 0 {
+			line, field = p.optLines[oe.Key], field+"."+safeName(oe.Key)
+		}
+		p.add(line, field, "%s", err.Error())
+	}
 }
 
 func (p *parser) ready(k, v *yaml.Node) {

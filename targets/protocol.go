@@ -137,8 +137,19 @@ func (p Protocol) OptionKeys() []string {
 	return keys
 }
 
-// CheckOptions returns an error naming the first unknown key of opts (in
-// sorted order) and the keys p knows, or p.Check's verdict on the values.
+// OptionError is a protocol option that is unknown or has a bad value.
+type OptionError struct {
+	// Key is the option's name.
+	Key string
+	// Msg says what is wrong and what is expected.
+	Msg string
+}
+
+func (e *OptionError) Error() string { return e.Msg }
+
+// CheckOptions returns an *OptionError naming the first unknown key of opts
+// (in sorted order) and the keys p knows, or p.Check's verdict on the
+// values.
 func (p Protocol) CheckOptions(opts map[string]string) error {
 	keys := make([]string, 0, len(opts))
 	for k := range opts {
@@ -151,7 +162,7 @@ func (p Protocol) CheckOptions(opts map[string]string) error {
 			if ks := p.OptionKeys(); len(ks) > 0 {
 				known = "it knows: " + strings.Join(ks, ", ")
 			}
-			return fmt.Errorf("protocol %s has no option %q; %s", p.Name, k, known)
+			return &OptionError{Key: k, Msg: fmt.Sprintf("protocol %s has no option %q; %s", p.Name, k, known)}
 		}
 	}
 	if p.Check != nil {
@@ -161,13 +172,13 @@ func (p Protocol) CheckOptions(opts map[string]string) error {
 }
 
 // OneOf checks that opts[key], if set, is one of values: a helper for
-// Protocol.Check.
+// Protocol.Check. Its error is an *OptionError.
 func OneOf(opts map[string]string, key string, values ...string) error {
 	v, ok := opts[key]
 	if !ok || slices.Contains(values, v) {
 		return nil
 	}
-	return fmt.Errorf("option %s=%q: expected one of %s", key, v, strings.Join(values, ", "))
+	return &OptionError{Key: key, Msg: fmt.Sprintf("option %s=%q: expected one of %s", key, v, strings.Join(values, ", "))}
 }
 
 // MergeOptions returns file's options overridden by flags (KEY=VALUE

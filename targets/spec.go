@@ -2,7 +2,8 @@
 // a target directory's jepsen.yaml (DESIGN.md section 3), the node names, and
 // the command line and environment each node is started with.
 //
-// The client protocols live in sub-packages (httpkv for the http protocol).
+// The client protocols live in sub-packages (httpkv for the http protocol)
+// that Register themselves; targets/protocols links them all in.
 package targets
 
 import (
@@ -37,9 +38,6 @@ const (
 	// MaxSpecBytes is the largest jepsen.yaml accepted.
 	MaxSpecBytes = 1 << 20
 )
-
-// Protocols lists the client protocols the harness speaks.
-var Protocols = []string{"http"}
 
 // Example is a complete jepsen.yaml, shown to people whose target directory
 // has none.
@@ -77,8 +75,12 @@ type Spec struct {
 	// DataDir is the absolute directory, inside the container, kept across
 	// kill and restart.
 	DataDir string
-	// Protocol is the client protocol ("http").
+	// Protocol is the client protocol ("http"), a name in the registry
+	// (Register).
 	Protocol string
+	// ProtocolOptions are the protocol's options from protocol_options;
+	// nil when the file gives none.
+	ProtocolOptions map[string]string
 	// Ready is the path that answers 200 once a node serves.
 	Ready string
 

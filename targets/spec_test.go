@@ -16,7 +16,7 @@ func TestParseErrors(t *testing.T) {
 		file string
 		want []string // one entry per problem line, each a substring of "LINE: FIELD: MSG"
 	}{
-		{"unknown-field", []string{`:4: unknown field "datadir" (did you mean "data_dir"?); a target spec has name, nodes, build, command, port, data_dir, protocol, ready`}},
+		{"unknown-field", []string{`:4: unknown field "datadir" (did you mean "data_dir"?); a target spec has name, nodes, build, command, port, data_dir, protocol, protocol_options, ready`}},
 		{"unknown-build-field", []string{`:1: build: names no build mode; expected exactly one of go:`, `:2: unknown field "golang" (did you mean "go"?); build has go, dockerfile, image`}},
 		{"build-list", []string{`:1: build: expected exactly one of go: (a Go main package directory), dockerfile: or image:, for example build: {go: ./cmd/mykv}, got a list`}},
 		{"no-build", []string{`:1: build: missing; expected exactly one of go:`}},
@@ -329,7 +329,7 @@ func TestCheckEnv(t *testing.T) {
 }
 
 func TestNearest(t *testing.T) {
-	known := []string{"name", "nodes", "build", "command", "port", "data_dir", "protocol", "ready"}
+	known := []string{"name", "nodes", "build", "command", "port", "data_dir", "protocol", "protocol_options", "ready"}
 	tests := []struct{ in, want string }{
 		{"dataDir", "data_dir"},
 		{"data-dir", "data_dir"},

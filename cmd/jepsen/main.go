@@ -15,6 +15,8 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+
+	_ "github.com/jepsen-go/jepsen/targets/protocols" // every client protocol
 )
 
 // Exit codes of the jepsen command.

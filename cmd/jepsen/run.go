@@ -98,6 +98,7 @@ verdict), 3 unknown (the checker ran out of time), 130 interrupted.`,
 	f.Int64Var(&seed, "seed", 0, "seed of the op sequence and fault schedule (default: random, printed at start)")
 	f.StringVar(&cfg.Store, "store", "store", "directory where runs are written")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics during the run at HOST:PORT (loopback when HOST is empty), e.g. 127.0.0.1:9464")
+	f.StringArrayVar(&cfg.ProtocolOptions, "protocol-option", nil, "KEY=VALUE option of the target's client protocol (repeatable); overrides jepsen.yaml's protocol_options, e.g. reads=serializable for etcd")
 	f.StringArrayVar(&envVals, "env", nil, "KEY=VALUE given to every node's environment (repeatable), e.g. RAFTKV_BUG=stale-read")
 	f.DurationVar(&cfg.OpTimeout, "op-timeout", harness.DefaultOpTimeout, "deadline of one operation; past it the op is recorded as info (outcome unknown)")
 	f.IntVar(&cfg.OpsPerKey, "ops-per-key", harness.DefaultOpsPerKey, "register workload: retire a key after this many ops, to keep each key's history quick to check")
@@ -222,6 +223,9 @@ func reproduceCommand(c harness.Config) string {
 	}
 	if c.OpsPerKey != harness.DefaultOpsPerKey {
 		args = append(args, "--ops-per-key", fmt.Sprint(c.OpsPerKey))
+	}
+	for _, o := range c.ProtocolOptions {
+		args = append(args, "--protocol-option", shellQuote(o))
 	}
 	for _, e := range c.Env {
 		args = append(args, "--env", shellQuote(e))

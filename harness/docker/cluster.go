@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -56,9 +55,13 @@ type Config struct {
 	Port int
 	// DataDir is where each node's named volume is mounted ("" = no volume).
 	DataDir string
-	// ReadyPath is polled with GET until it answers 200 ("" = ready once
-	// the container runs).
-	ReadyPath string
+	// Ready asks once whether node, reached at endpoint (host:port of the
+	// published client port), serves clients: nil when it does. It is
+	// called until it returns nil, the container exits or ReadyTimeout
+	// passes; an error with a method Permanent() bool that returns true
+	// ends the wait at once. nil means ready once the container runs.
+	// The client protocol provides it: the backend knows no protocol.
+	Ready func(ctx context.Context, node, endpoint string) error
 	// ReadyTimeout bounds the wait for readiness (default 30s).
 	ReadyTimeout time.Duration
 	// StopTimeout is the grace period of Stop before SIGKILL (default 10s).
@@ -153,9 +156,6 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.DataDir != "" && !strings.HasPrefix(cfg.DataDir, "/") {
 		return fmt.Errorf("docker config: DataDir %q: want an absolute path", cfg.DataDir)
-	}
-	if cfg.ReadyPath != "" && !strings.HasPrefix(cfg.ReadyPath, "/") {
-		return fmt.Errorf("docker config: ReadyPath %q: want a path starting with /", cfg.ReadyPath)
 	}
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = DefaultReadyTimeout
@@ -340,14 +340,14 @@ func (c *Cluster) refreshEndpoint(ctx context.Context, n *node) error {
 	return nil
 }
 
-// readyClient polls readiness; it never uses a proxy.
-var readyClient = &http.Client{
-	Timeout:   time.Second,
-	Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+// permanent reports whether err says that waiting cannot help.
+func permanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
 }
 
-// waitReady polls n's ReadyPath until it answers 200, the container exits
-// or ReadyTimeout passes.
+// waitReady calls cfg.Ready for n until it answers nil, the container
+// exits, Ready's error is permanent or ReadyTimeout passes.
 func (c *Cluster) waitReady(ctx context.Context, n *node) error {
 	deadline := time.Now().Add(c.cfg.ReadyTimeout)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
@@ -355,14 +355,14 @@ func (c *Cluster) waitReady(ctx context.Context, n *node) error {
 	var lastErr error
 	lastInspect := time.Time{}
 	for {
-		if time.Since(lastInspect) >= 200*time.Millisecond || c.cfg.ReadyPath == "" {
+		if time.Since(lastInspect) >= 200*time.Millisecond || c.cfg.Ready == nil {
 			lastInspect = time.Now()
 			res, err := c.cli.ContainerInspect(ctx, n.ctr.ID, client.ContainerInspectOptions{})
 			if err == nil && res.Container.State != nil && !res.Container.State.Running {
 				n.log.wait(2 * time.Second)
 				return fmt.Errorf("node %s exited with code %d before it was ready%s", n.name, res.Container.State.ExitCode, c.logTail(n))
 			}
-			if err == nil && c.cfg.ReadyPath == "" {
+			if err == nil && c.cfg.Ready == nil {
 				return c.refreshEndpoint(ctx, n)
 			}
 			if n.Endpoint() == "" && err == nil {
@@ -371,18 +371,15 @@ func (c *Cluster) waitReady(ctx context.Context, n *node) error {
 				}
 			}
 		}
-		if ep := n.Endpoint(); ep != "" && c.cfg.ReadyPath != "" {
-			url := "http://" + ep + c.cfg.ReadyPath
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			resp, err := readyClient.Do(req)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return nil
-				}
-				lastErr = fmt.Errorf("GET %s: %s", url, resp.Status)
-			} else if ctx.Err() == nil || lastErr == nil {
-				// A request cut short by the deadline says less than the
+		if ep := n.Endpoint(); ep != "" && c.cfg.Ready != nil {
+			err := c.cfg.Ready(ctx, n.name, ep)
+			switch {
+			case err == nil:
+				return nil
+			case permanent(err):
+				return fmt.Errorf("node %s: %w%s", n.name, err, c.logTail(n))
+			case ctx.Err() == nil || lastErr == nil:
+				// A probe cut short by the deadline says less than the
 				// answer before it.
 				lastErr = err
 			}
@@ -392,7 +389,7 @@ func (c *Cluster) waitReady(ctx context.Context, n *node) error {
 			if time.Now().Before(deadline) {
 				return fmt.Errorf("node %s: wait ready: %w", n.name, context.Cause(ctx))
 			}
-			return fmt.Errorf("node %s not ready after %s (last error: %v)%s", n.name, c.cfg.ReadyTimeout, lastErr, c.logTail(n))
+			return fmt.Errorf("node %s not ready after %s (last answer: %v)%s", n.name, c.cfg.ReadyTimeout, lastErr, c.logTail(n))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

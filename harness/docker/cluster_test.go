@@ -295,7 +295,7 @@ func TestStartFailure(t *testing.T) {
 
 // TestConfigValidation checks bad configurations are refused with one line.
 func TestConfigValidation(t *testing.T) {
-	ok := Config{RunID: "r1", Image: "x:y", Nodes: []string{"n1"}, Port: 8080, DataDir: "/data", ReadyPath: "/health"}
+	ok := Config{RunID: "r1", Image: "x:y", Nodes: []string{"n1"}, Port: 8080, DataDir: "/data", Ready: httpReady}
 	for _, tc := range []struct {
 		name string
 		mod  func(*Config)
@@ -308,7 +308,6 @@ func TestConfigValidation(t *testing.T) {
 		{"bad node", func(c *Config) { c.Nodes = []string{"N_1"} }, "node name"},
 		{"port", func(c *Config) { c.Port = 70000 }, "Port 70000"},
 		{"data dir", func(c *Config) { c.DataDir = "data" }, "DataDir"},
-		{"ready path", func(c *Config) { c.ReadyPath = "health" }, "ReadyPath"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok

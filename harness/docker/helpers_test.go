@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/jepsen-go/jepsen/targets"
+	_ "github.com/jepsen-go/jepsen/targets/httpkv" // the http protocol, for httpReady
 	"io"
 	"net/http"
 	"os"
@@ -122,12 +124,15 @@ func echoConfig(tb testing.TB, runID string, nodes []string, extra ...string) Co
 		},
 		Port:         8080,
 		DataDir:      "/data",
-		ReadyPath:    "/health",
+		Ready:        httpReady,
 		ReadyTimeout: 10 * time.Second,
 		LogDir:       tb.TempDir(),
 		Logf:         tb.Logf,
 	}
 }
+
+// plainClient never uses a proxy from the environment.
+var plainClient = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 
 // httpDo performs a request against endpoint with a timeout and returns
 // the status and body.
@@ -142,11 +147,22 @@ func httpDo(ctx context.Context, method, endpoint, path, body string, timeout ti
 	if err != nil {
 		return 0, "", err
 	}
-	resp, err := readyClient.Do(req)
+	resp, err := plainClient.Do(req)
 	if err != nil {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
+}
+
+// httpReady probes /health with the http protocol's readiness check.
+func httpReady(ctx context.Context, node, endpoint string) error {
+	proto, _ := targets.Lookup("http")
+	c, err := proto.Dial(targets.DialConfig{Node: node, Addr: endpoint, Port: 8080, Ready: "/health"})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Ready(ctx)
 }

@@ -105,15 +105,8 @@ func New(endpoint string, opts Options) *Client {
 		tr:   tr, // used directly: a redirect is an answer like any other, not followed
 	}
 	c.bufs.New = func() any { return new(bytes.Buffer) }
-	c.SetEndpoint(endpoint)
-	return c
-}
-
-// SetEndpoint points the client at a new address of the same node (a
-// restarted container gets a new mapped port). Requests in flight finish
-// against the old one.
-func (c *Client) SetEndpoint(endpoint string) {
 	c.target.Store(&target{endpoint: endpoint, base: "http://" + endpoint})
+	return c
 }
 
 // Endpoint returns the address the client talks to.
@@ -490,42 +483,6 @@ func size(n int) string {
 		return strconv.Itoa(n>>10) + " KiB"
 	}
 	return strconv.Itoa(n) + " bytes"
-}
-
-// Ready polls GET path (which must start with /) until it answers 200, and
-// returns nil then. When ctx ends first it returns an error naming the
-// endpoint, how long it waited and the last answer ("status 503",
-// "connection refused").
-func (c *Client) Ready(ctx context.Context, path string) error {
-	if !strings.HasPrefix(path, "/") {
-		return fmt.Errorf("ready path %q must start with /", path)
-	}
-	start := time.Now()
-	wait := 20 * time.Millisecond
-	last := "no answer yet"
-	for {
-		actx, cancel := context.WithTimeout(ctx, time.Second)
-		status, err := c.get(actx, path, 1<<10, nil)
-		cancel()
-		switch {
-		case err == nil && status == http.StatusOK:
-			return nil
-		case ctx.Err() != nil:
-			// Cut short by ctx: the previous answer says more.
-		case err == nil:
-			last = "status " + strconv.Itoa(status)
-		default:
-			last = err.msg
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("node at %s not ready after %s: last answer to GET %s: %s", c.Endpoint(), round(time.Since(start)), path, last)
-		case <-t.C:
-		}
-		wait = min(2*wait, 250*time.Millisecond)
-	}
 }
 
 // Leader asks the node which node leads, with GET /leader answering 200

@@ -3,6 +3,7 @@ package httpkv_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jepsen-go/jepsen/history"
+	"github.com/jepsen-go/jepsen/targets"
 	"github.com/jepsen-go/jepsen/targets/httpkv"
 	"github.com/jepsen-go/jepsen/targets/httpkv/httpkvtest"
 )
@@ -465,61 +467,45 @@ func TestBadInvocations(t *testing.T) {
 	}
 }
 
-func TestSetEndpoint(t *testing.T) {
-	a, b := httpkvtest.NewServer(nil), httpkvtest.NewServer(nil)
-	defer a.Close()
-	defer b.Close()
-	b.Store().Put("k", json.RawMessage("2"))
-	c := httpkv.New(a.Endpoint, httpkv.Options{})
-	defer c.Close()
-	if got := c.Invoke(context.Background(), read("k")); got.Type != history.OK || got.Value != nil {
-		t.Fatalf("before: %+v", got)
-	}
-	c.SetEndpoint(b.Endpoint)
-	if c.Endpoint() != b.Endpoint {
-		t.Errorf("Endpoint() = %s", c.Endpoint())
-	}
-	if got := c.Invoke(context.Background(), read("k")); got.Type != history.OK || string(got.Value) != "2" {
-		t.Fatalf("after: %+v", got)
-	}
-}
-
 func TestReady(t *testing.T) {
+	proto, ok := targets.Lookup("http")
+	if !ok {
+		t.Fatal("http is not registered")
+	}
 	srv := httpkvtest.NewServer(nil)
 	defer srv.Close()
+	dial := func(addr, ready string) targets.Conn {
+		c, err := proto.Dial(targets.DialConfig{Node: "n1", Addr: addr, Port: 8080, Ready: ready})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	ctx := context.Background()
+	c := dial(srv.Endpoint, "/health")
+	if err := c.Ready(ctx); err != nil {
+		t.Fatalf("Ready of a ready node: %v", err)
+	}
 	srv.SetReady(false)
-	c := httpkv.New(srv.Endpoint, httpkv.Options{})
-	defer c.Close()
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		srv.SetReady(true)
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	start := time.Now()
-	if err := c.Ready(ctx, "/health"); err != nil {
-		t.Fatalf("Ready: %v", err)
+	if err := c.Ready(ctx); err == nil || !strings.Contains(err.Error(), "503") || errors.Is(err, targets.ErrNeverReady) {
+		t.Errorf("Ready of an unready node: %v (want a 503 worth waiting on)", err)
 	}
-	if el := time.Since(start); el < 250*time.Millisecond {
-		t.Errorf("Ready returned after %v, before the node was ready", el)
+	srv.SetReady(true)
+	tests := []struct {
+		addr, path string
+		want       string
+		never      bool
+	}{
+		{srv.Endpoint, "health", "must start with /", true},
+		{srv.Endpoint, "/nope", "answered 404", true},
+		{"127.0.0.1:1", "/health", "nothing answers on port 8080 (jepsen.yaml `port`) inside n1", false},
 	}
-
-	srv.SetReady(false)
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel2()
-	err := c.Ready(ctx2, "/health")
-	if err == nil || !strings.Contains(err.Error(), "not ready after") || !strings.Contains(err.Error(), "status 503") {
-		t.Errorf("Ready of a node that stays unready: %v", err)
-	}
-	if err := c.Ready(ctx, "health"); err == nil || !strings.Contains(err.Error(), "must start with /") {
-		t.Errorf("Ready with a bad path: %v", err)
-	}
-
-	dead := httpkv.New("127.0.0.1:1", httpkv.Options{})
-	ctx3, cancel3 := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel3()
-	if err := dead.Ready(ctx3, "/health"); err == nil || !strings.Contains(err.Error(), "connection refused") {
-		t.Errorf("Ready of a closed port: %v", err)
+	for _, tt := range tests {
+		err := dial(tt.addr, tt.path).Ready(ctx)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || errors.Is(err, targets.ErrNeverReady) != tt.never {
+			t.Errorf("Ready(%s %s) = %v; want %q, never ready %v", tt.addr, tt.path, err, tt.want, tt.never)
+		}
 	}
 }
 

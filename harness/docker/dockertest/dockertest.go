@@ -9,6 +9,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/jepsen-go/jepsen/targets"
+	_ "github.com/jepsen-go/jepsen/targets/httpkv" // the http protocol, for HTTPReady
 	"os"
 	"strconv"
 	"strings"
@@ -151,10 +153,10 @@ func StartCluster(ctx context.Context, tb testing.TB, runPrefix, image string, n
 	}
 	cl, err := docker.Start(ctx, docker.Config{
 		RunID: run, Image: image, Nodes: nodes,
-		Command:   command,
-		Port:      8080,
-		DataDir:   "/data",
-		ReadyPath: "/health", ReadyTimeout: 20 * time.Second,
+		Command: command,
+		Port:    8080,
+		DataDir: "/data",
+		Ready:   HTTPReady("/health"), ReadyTimeout: 20 * time.Second,
 		Logf: tb.Logf,
 	})
 	if err != nil {
@@ -166,4 +168,18 @@ func StartCluster(ctx context.Context, tb testing.TB, runPrefix, image string, n
 		}
 	})
 	return cl
+}
+
+// HTTPReady is the readiness probe of the http protocol on path, as a
+// docker.Config.Ready.
+func HTTPReady(path string) func(ctx context.Context, node, endpoint string) error {
+	proto, _ := targets.Lookup("http")
+	return func(ctx context.Context, node, endpoint string) error {
+		c, err := proto.Dial(targets.DialConfig{Node: node, Addr: endpoint, Port: 8080, Ready: path})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Ready(ctx)
+	}
 }
