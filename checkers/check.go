@@ -4,31 +4,95 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jepsen-go/jepsen/history"
 )
 
-// Workload names understood by Check.
+// Checker judges the client ops of one kind of history. A workload names
+// the Checker that applies to it; a history without a workload is matched
+// by Detect.
+type Checker struct {
+	// Name is recorded as the result's workload ("register", "set").
+	Name string
+	// Fs are the client fs the checker judges; others are ignored.
+	Fs []string
+	// mark is an f only this checker's histories hold ("" = none): Detect
+	// picks the first checker whose mark a history holds.
+	mark string
+	// check judges the ops of keys (events: each key's op indexes) into res.
+	check func(ctx context.Context, ops []history.Op, keys []string, events map[string][]int32, opts Options, deadline time.Time, res *Result)
+}
+
+// The checkers.
+var (
+	// Linearizable checks read, write and cas on independent keys for
+	// linearizability, key by key, with porcupine.
+	Linearizable = &Checker{Name: "register", Fs: []string{history.FRead, history.FWrite, history.FCAS},
+		check: func(ctx context.Context, ops []history.Op, keys []string, events map[string][]int32, opts Options, deadline time.Time, res *Result) {
+			res.Linear = checkRegister(ctx, ops, keys, events, opts, deadline)
+			res.Valid = res.Linear.Valid
+		}}
+	// LostWrites checks adds (a unique key per element) against the final
+	// reads for lost and unexpected elements.
+	LostWrites = &Checker{Name: "set", Fs: []string{history.FAdd, history.FRead}, mark: history.FAdd,
+		check: func(_ context.Context, ops []history.Op, keys []string, events map[string][]int32, _ Options, _ time.Time, res *Result) {
+			res.Set = checkSet(ops, keys, events)
+			res.Valid = res.Set.Valid
+		}}
+)
+
+// Checkers lists every checker; Detect tries them in order.
+var Checkers = []*Checker{LostWrites, Linearizable}
+
+// Workload names of the checkers, for callers that name them.
 const (
-	// WorkloadRegister is read, write and cas on independent keys, checked
-	// for linearizability.
+	// WorkloadRegister is Linearizable's name.
 	WorkloadRegister = "register"
-	// WorkloadSet is add (a unique key per element) plus final reads,
-	// checked for lost and unexpected elements.
+	// WorkloadSet is LostWrites's name.
 	WorkloadSet = "set"
 )
 
-// DetectWorkload guesses the workload of a history: "set" if any client
-// op is an add (set histories also contain reads), otherwise "register".
-func DetectWorkload(ops []history.Op) string {
-	for i := range ops {
-		if ops[i].IsClient() && ops[i].F == history.FAdd {
-			return WorkloadSet
+// ByName returns the checker called name, or nil.
+func ByName(name string) *Checker {
+	for _, c := range Checkers {
+		if c.Name == name {
+			return c
 		}
 	}
-	return WorkloadRegister
+	return nil
+}
+
+// Detect returns the checker of a history: the first whose mark (an f only
+// its histories hold, such as add) a client op has, else Linearizable.
+func Detect(ops []history.Op) *Checker {
+	for i := range ops {
+		if !ops[i].IsClient() {
+			continue
+		}
+		for _, c := range Checkers {
+			if c.mark != "" && ops[i].F == c.mark {
+				return c
+			}
+		}
+	}
+	return Linearizable
+}
+
+// DetectWorkload returns the name of Detect's checker.
+func DetectWorkload(ops []history.Op) string { return Detect(ops).Name }
+
+// names lists the checkers' names.
+func names() string {
+	var out []string
+	for _, c := range Checkers {
+		out = append(out, strconv.Quote(c.Name))
+	}
+	return strings.Join(out, " or ")
 }
 
 // Check checks a history (events in history order, as history.Read returns
@@ -55,15 +119,20 @@ func Check(ctx context.Context, ops []history.Op, opts Options) (res *Result) {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	wl := opts.Workload
-	if wl == "" {
-		wl = DetectWorkload(ops)
+	chk := opts.Checker
+	switch {
+	case chk != nil:
+	case opts.Workload == "":
+		chk = Detect(ops)
+	default:
+		chk = ByName(opts.Workload)
 	}
-	res.Workload = wl
-	if wl != WorkloadRegister && wl != WorkloadSet {
-		res.Error = fmt.Sprintf("unknown workload %q: must be %q or %q", wl, WorkloadRegister, WorkloadSet)
+	if chk == nil {
+		res.Workload = opts.Workload
+		res.Error = fmt.Sprintf("unknown workload %q: must be %s", opts.Workload, names())
 		return res
 	}
+	res.Workload = chk.Name
 	deadline := start.Add(opts.Timeout)
 
 	events := map[string][]int32{}
@@ -90,7 +159,7 @@ func Check(ctx context.Context, ops []history.Op, opts Options) (res *Result) {
 		} else {
 			res.Stats.Unmatched++
 		}
-		if !belongs(wl, op.F) {
+		if !slices.Contains(chk.Fs, op.F) {
 			res.Stats.Ignored++
 			continue
 		}
@@ -104,26 +173,6 @@ func Check(ctx context.Context, ops []history.Op, opts Options) (res *Result) {
 	sort.Strings(keys)
 	res.Keys = len(keys)
 
-	switch wl {
-	case WorkloadRegister:
-		res.Linear = checkRegister(ctx, ops, keys, events, opts, deadline)
-		res.Valid = res.Linear.Valid
-	case WorkloadSet:
-		res.Set = checkSet(ops, keys, events)
-		res.Valid = res.Set.Valid
-	}
+	chk.check(ctx, ops, keys, events, opts, deadline, res)
 	return res
-}
-
-// belongs reports whether f is an operation of workload wl.
-func belongs(wl, f string) bool {
-	switch f {
-	case history.FRead:
-		return true
-	case history.FWrite, history.FCAS:
-		return wl == WorkloadRegister
-	case history.FAdd:
-		return wl == WorkloadSet
-	}
-	return false
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/jepsen-go/jepsen/history"
 )
 
-// etcdDir is the shared test data: 102 etcd histories from Jepsen, as
-// shipped with porcupine, with their known verdicts.
-const etcdDir = "../../shared/testdata/etcd-jepsen"
+// etcdDir holds 102 etcd histories from Jepsen, as shipped with
+// porcupine, with their known verdicts (see its README).
+const etcdDir = "../testdata/etcd-jepsen"
 
 var (
 	processRE = regexp.MustCompile(`process \d+`)
@@ -28,15 +28,11 @@ type etcdCase struct {
 	want Validity
 }
 
-// loadEtcd reads every etcd history and its expected verdict. It skips the
-// test when the directory is absent, unless CI is set.
+// loadEtcd reads every etcd history and its expected verdict.
 func loadEtcd(tb testing.TB) []etcdCase {
 	tb.Helper()
 	data, err := os.ReadFile(filepath.Join(etcdDir, "expected.json"))
 	if err != nil {
-		if os.IsNotExist(err) && os.Getenv("CI") == "" {
-			tb.Skipf("etcd histories not found at %s (set CI=true to make this a failure)", etcdDir)
-		}
 		tb.Fatalf("read expected verdicts: %v", err)
 	}
 	var expected map[string]string

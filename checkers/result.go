@@ -75,8 +75,10 @@ func combine(a, b Validity) Validity {
 
 // Options configures Check. The zero value is usable.
 type Options struct {
-	// Workload is "register" or "set"; "" detects it from the ops (see
-	// DetectWorkload).
+	// Checker judges the history; nil means the checker named Workload.
+	Checker *Checker
+	// Workload names the checker when Checker is nil ("register", "set");
+	// "" detects it from the ops (Detect).
 	Workload string
 	// Timeout is the time budget of the whole check, counterexample
 	// shrinking included. A key whose check does not finish in time is
