@@ -4,39 +4,78 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"os"
-	"sort"
 	"strings"
-
-	"olympos.io/encoding/edn"
 )
 
-// Jepsen interop: a Jepsen history.edn of a register test holds one op per
-// line as an EDN map, e.g.
+// Jepsen interop: Jepsen and Knossos write a history as EDN, either one
+// op map per line or a single vector (or list) of op maps, a map often
+// spread over several lines:
 //
-//	{:type :invoke, :f :cas, :value [3 [1 2]], :process 4, :time 1234}
+//	[{:process 4, :type :invoke, :f :cas, :value [1 2]}
+//	 {:process 4, :type :ok, :f :cas, :value [1 2]}]
 //
-// (newer Jepsen writes #jepsen.history.Op{...}; both are read). Independent
-// keys (jepsen.independent) appear as [key value] tuples; a history whose
-// client ops all carry such tuples is read as a multi-key history, otherwise
-// every op is on the single register "r".
+// Newer Jepsen writes #jepsen.history.Op{...} records; both are read, with
+// keyword or string values (:invoke or "invoke"). Knossos's test corpus
+// has no :time: the order of the file is the real-time order, which is all
+// linearizability needs, so the ops are then given the time of their
+// position (see TimelessStep). Jepsen logs a nemesis action as :info ops
+// with no :invoke; each such op is given an invocation at its own time.
+// Independent keys (jepsen.independent) appear as [key value] tuples; a
+// history whose client ops all carry such tuples is read as a multi-key
+// history, otherwise every op is on the single register "r".
 
 // EDNKey is the key given to the ops of a Jepsen history that has no
 // independent keys.
 const EDNKey = "r"
 
+// TimelessStep is the time between two consecutive ops of a history
+// read without times: the op at position i of the file (from 0) gets
+// time i*TimelessStep, so that a time in seconds reads as the position.
+const TimelessStep int64 = 1e9
+
+// FileInfo says how a history file was read, besides its ops.
+type FileInfo struct {
+	// Format is "jsonl" or "edn".
+	Format string
+	// Timeless is true when the file had no times: each op's Time is its
+	// position in the file times TimelessStep.
+	Timeless bool
+	// AddedInvokes counts the nemesis completions that had no invocation
+	// and were given one at their own time.
+	AddedInvokes int
+	// Independent is true when an EDN history's ops carried [key value]
+	// tuples.
+	Independent bool
+	// Reordered counts the ops of an EDN history whose :time was earlier
+	// than the op before them. Jepsen takes each time on its client's own
+	// thread, so neighbours can be out of order by a few microseconds;
+	// the order of the file is the real-time order (Jepsen and Knossos
+	// check by it), so such an op is given the time of the op before it.
+	Reordered int
+}
+
 // LooksLikeEDN reports whether the start of a file looks like an EDN history
 // rather than JSONL.
 func LooksLikeEDN(head []byte) bool {
 	head = bytes.TrimLeft(head, " \t\r\n,")
-	return bytes.HasPrefix(head, []byte("{:")) || bytes.HasPrefix(head, []byte("#jepsen")) ||
-		bytes.HasPrefix(head, []byte("[{:")) || bytes.HasPrefix(head, []byte(";"))
+	if len(head) == 0 {
+		return false
+	}
+	switch head[0] {
+	case ';', '#', '[', '(':
+		return true
+	case '{':
+		rest := bytes.TrimLeft(head[1:], " \t\r\n,")
+		return len(rest) > 0 && rest[0] == ':'
+	}
+	return false
 }
 
-// ReadEDNFile reads a Jepsen history.edn file.
+// ReadEDNFile reads a Jepsen or Knossos history.edn file.
 func ReadEDNFile(path string) ([]Op, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -46,129 +85,164 @@ func ReadEDNFile(path string) ([]Op, error) {
 	return ReadEDN(f, path)
 }
 
-type ednLine struct {
-	line int
-	m    map[string]any
+// ReadEDN reads a Jepsen or Knossos history in EDN from r and returns it as
+// history ops, checked by the same rules as JSONL. name is used in
+// FILE:LINE error messages.
+func ReadEDN(r io.Reader, name string) ([]Op, error) {
+	ops, _, err := ReadEDNInfo(r, name)
+	return ops, err
 }
 
-// ReadEDN reads a Jepsen history.edn from r (one op map per line) and
-// returns it as history ops, checked by the same rules as JSONL. name is
-// used in FILE:LINE error messages.
-func ReadEDN(r io.Reader, name string) ([]Op, error) {
-	var maps []ednLine
-	br := bufio.NewReaderSize(r, 64<<10)
-	for lineNo := 1; ; lineNo++ {
-		line, err := readBoundedLine(br)
-		if err == errLineTooLong {
-			return nil, &ParseError{File: name, Line: lineNo, Msg: fmt.Sprintf("line is longer than %d MiB; this is not a Jepsen history", MaxLineBytes>>20)}
-		}
-		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("read %s: %w", name, err)
-		}
-		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != ';' {
-			m, perr := decodeEDNMap(t)
-			if perr != nil {
-				return nil, &ParseError{File: name, Line: lineNo, Msg: oneLineMsg(perr.Error())}
-			}
-			maps = append(maps, ednLine{line: lineNo, m: m})
-		}
+// ReadFileInfo reads a history file in JSONL or EDN, telling them apart
+// by the name (.edn) and, failing that, by the first bytes, and says how
+// it was read.
+func ReadFileInfo(path string) ([]Op, FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, FileInfo{}, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 64<<10)
+	head, _ := br.Peek(64)
+	if strings.HasSuffix(path, ".edn") || LooksLikeEDN(head) {
+		return ReadEDNInfo(br, path)
+	}
+	f.Close()
+	ops, err := ReadFile(path)
+	return ops, FileInfo{Format: "jsonl"}, err
+}
+
+// ednOp is an op map of an EDN history, its fields checked.
+type ednOp struct {
+	line    int
+	typ     Type
+	f       string
+	proc    Process
+	time    int64
+	hasTime bool
+	value   any
+	err     string
+	node    string
+}
+
+// ReadEDNInfo reads an EDN history as ReadEDN does and says how it was
+// read.
+func ReadEDNInfo(r io.Reader, name string) ([]Op, FileInfo, error) {
+	info := FileInfo{Format: "edn"}
+	fail := func(line int, msg string) ([]Op, FileInfo, error) {
+		return nil, info, &ParseError{File: name, Line: line, Msg: oneLineMsg(msg)}
+	}
+	p := newEDNReader(r, name)
+	var eops []ednOp
+	for {
+		form, line, err := p.next()
 		if err == io.EOF {
 			break
 		}
-	}
-	independent := isIndependent(maps)
-	// Convert to JSONL, one output line per input line, so that the JSONL
-	// reader's validation reports the EDN file's own line numbers.
-	var buf bytes.Buffer
-	next := 1
-	for _, l := range maps {
-		for ; next < l.line; next++ {
-			buf.WriteByte('\n')
-		}
-		op, err := ednToOp(l.m, independent)
 		if err != nil {
-			return nil, &ParseError{File: name, Line: l.line, Msg: oneLineMsg(err.Error())}
-		}
-		b, err := json.Marshal(op)
-		if err != nil {
-			return nil, &ParseError{File: name, Line: l.line, Msg: oneLineMsg(err.Error())}
-		}
-		buf.Write(b)
-		buf.WriteByte('\n')
-		next++
-	}
-	return Read(&buf, name)
-}
-
-var errLineTooLong = fmt.Errorf("line too long")
-
-func readBoundedLine(br *bufio.Reader) ([]byte, error) {
-	var long []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			if len(long)+len(chunk) > MaxLineBytes {
-				return nil, errLineTooLong
+			var ee *ednError
+			if errors.As(err, &ee) {
+				return fail(ee.line, ee.msg)
 			}
-			long = append(long, chunk...)
-			continue
+			return nil, info, err
 		}
-		if long != nil {
-			chunk = append(long, chunk...)
-		}
-		return chunk, err
-	}
-}
-
-// decodeEDNMap parses one line holding one EDN map, never panicking.
-func decodeEDNMap(b []byte) (m map[string]any, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			m, err = nil, fmt.Errorf("bad EDN: %v", p)
-		}
-	}()
-	var v any
-	d := edn.NewDecoder(bytes.NewReader(b))
-	if err := d.Decode(&v); err != nil {
-		return nil, fmt.Errorf("bad EDN: %v", oneLine(err.Error()))
-	}
-	if t, ok := v.(edn.Tag); ok { // #jepsen.history.Op{...}
-		v = t.Value
-	}
-	raw, ok := v.(map[any]any)
-	if !ok {
-		return nil, fmt.Errorf("not an EDN map: a Jepsen history line must be {:type ... :f ... :process ...}")
-	}
-	m = make(map[string]any, len(raw))
-	for k, val := range raw {
-		kw, ok := k.(edn.Keyword)
+		m, ok := form.(*ednMap)
 		if !ok {
-			return nil, fmt.Errorf("op map key %v is not a keyword", k)
+			return fail(line, fmt.Sprintf("not an op map: a Jepsen history holds maps like {:type :invoke, :f :read, :process 0}, got %s", clipText(ednText(form))))
 		}
-		m[string(kw)] = val
+		o, err := ednToOp(m, line)
+		if err != nil {
+			return fail(line, err.Error())
+		}
+		if len(eops) == 0 {
+			info.Timeless = !o.hasTime
+		} else if o.hasTime == info.Timeless {
+			if o.hasTime {
+				return fail(line, fmt.Sprintf("this op has :time but the first op (line %d) has none: either every op has :time or none does", eops[0].line))
+			}
+			return fail(line, fmt.Sprintf("missing :time (the first op, line %d, has one: either every op has :time or none does)", eops[0].line))
+		}
+		eops = append(eops, o)
 	}
-	return m, nil
+	info.Independent = isIndependent(eops)
+	ops := make([]Op, 0, len(eops)+len(eops)/16)
+	v := newReader(name)
+	nemesisOpen := false
+	for pos := range eops {
+		o := &eops[pos]
+		op := Op{Type: canonicalType(o.typ), Process: o.proc, F: canonicalF(o.f), Time: o.time, Node: o.node, Error: o.err}
+		if info.Timeless {
+			op.Time = int64(pos) * TimelessStep
+		} else if n := len(ops); n > 0 && op.Time < ops[n-1].Time {
+			op.Time = ops[n-1].Time
+			info.Reordered++
+		}
+		value := o.value
+		if !o.proc.Nemesis && (op.F == FRead || op.F == FWrite || op.F == FCAS) {
+			op.Key = EDNKey
+			if info.Independent {
+				tup := value.([]any) // checked by isIndependent
+				k := ednToJSON(tup[0])
+				if s, ok := k.(string); ok {
+					op.Key = s
+				} else {
+					kb, _ := json.Marshal(k)
+					op.Key = string(kb)
+				}
+				value = tup[1]
+			}
+		}
+		if value != nil {
+			b, err := json.Marshal(ednToJSON(value))
+			if err != nil {
+				return fail(o.line, fmt.Sprintf(":value %s cannot be read: %v", clipText(ednText(value)), err))
+			}
+			op.Value = b
+		}
+		problem, late := "", false
+		if op.F == FCAS && op.Value != nil {
+			if _, _, err := CASPair(op.Value); err != nil {
+				problem, late = problemf("%v", err), true
+			}
+		}
+		if op.Process.Nemesis {
+			if op.Type != Invoke && !nemesisOpen {
+				// Jepsen logs nemesis actions as :info alone.
+				inv := Op{Index: int64(len(ops)), Type: Invoke, Process: NemesisProcess, F: op.F, Time: op.Time}
+				v.line = o.line
+				if err := v.check(&inv, "", false); err != nil {
+					return nil, info, err
+				}
+				ops = append(ops, inv)
+				info.AddedInvokes++
+			}
+			nemesisOpen = op.Type == Invoke
+		}
+		op.Index = int64(len(ops))
+		v.line = o.line
+		if err := v.check(&op, problem, late); err != nil {
+			return nil, info, err
+		}
+		ops = append(ops, op)
+	}
+	return ops, info, nil
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+func clipText(s string) string { return truncate([]byte(s), 60) }
 
 // isIndependent reports whether every client read, write and cas carries a
 // [key value] tuple (and cas values are [key [from to]]).
-func isIndependent(maps []ednLine) bool {
+func isIndependent(ops []ednOp) bool {
 	seen := false
-	for _, l := range maps {
-		if _, nem := l.m["process"].(edn.Keyword); nem {
+	for _, o := range ops {
+		if o.proc.Nemesis || (o.f != FRead && o.f != FWrite && o.f != FCAS) {
 			continue
 		}
-		f, _ := l.m["f"].(edn.Keyword)
-		if f != FRead && f != FWrite && f != FCAS {
-			continue
-		}
-		tup, ok := l.m["value"].([]any)
+		tup, ok := o.value.([]any)
 		if !ok || len(tup) != 2 {
 			return false
 		}
-		if f == FCAS && tup[1] != nil {
+		if o.f == FCAS && tup[1] != nil {
 			if inner, ok := tup[1].([]any); !ok || len(inner) != 2 {
 				return false
 			}
@@ -178,137 +252,83 @@ func isIndependent(maps []ednLine) bool {
 	return seen
 }
 
-func ednToOp(m map[string]any, independent bool) (map[string]any, error) {
-	out := map[string]any{}
-	for _, field := range []string{"type", "f"} {
-		kw, ok := m[field].(edn.Keyword)
-		if !ok {
-			if _, present := m[field]; !present {
-				return nil, fmt.Errorf("missing :%s", field)
-			}
-			return nil, fmt.Errorf(":%s must be a keyword, got %v", field, m[field])
-		}
-		out[field] = string(kw)
+// name returns a keyword's or a string's text.
+func ednName(v any) (string, bool) {
+	switch x := v.(type) {
+	case ednKeyword:
+		return string(x), true
+	case string:
+		return x, true
 	}
-	switch p := m["process"].(type) {
-	case int64:
-		out["process"] = p
-	case edn.Keyword:
-		if p != "nemesis" {
-			return nil, fmt.Errorf(":process must be an integer or :nemesis, got %v", p)
-		}
-		out["process"] = "nemesis"
-	case nil:
-		return nil, fmt.Errorf("missing :process")
-	default:
-		return nil, fmt.Errorf(":process must be an integer or :nemesis, got %v", p)
-	}
-	t, ok := m["time"].(int64)
-	if !ok {
-		if _, present := m["time"]; !present {
-			return nil, fmt.Errorf("missing :time")
-		}
-		return nil, fmt.Errorf(":time must be an integer (nanoseconds), got %v", m["time"])
-	}
-	out["time"] = t
-	if i, ok := m["index"].(int64); ok {
-		out["index"] = i
-	}
-	value := m["value"]
-	client := out["process"] != "nemesis"
-	f := out["f"].(string)
-	if client && (f == FRead || f == FWrite || f == FCAS) {
-		if independent {
-			tup := value.([]any) // checked by isIndependent
-			k, err := ednToJSON(tup[0])
-			if err != nil {
-				return nil, err
-			}
-			if s, ok := k.(string); ok {
-				out["key"] = s
-			} else {
-				kb, _ := json.Marshal(k)
-				out["key"] = string(kb)
-			}
-			value = tup[1]
-		} else {
-			out["key"] = EDNKey
-		}
-	}
-	v, err := ednToJSON(value)
-	if err != nil {
-		return nil, err
-	}
-	out["value"] = v
-	if e, ok := m["error"]; ok && e != nil {
-		ev, err := ednToJSON(e)
-		if err != nil {
-			return nil, err
-		}
-		if s, ok := ev.(string); ok {
-			out["error"] = s
-		} else {
-			eb, _ := json.Marshal(ev)
-			out["error"] = string(eb)
-		}
-	}
-	return out, nil
+	return "", false
 }
 
-// ednToJSON converts a decoded EDN value into one encoding/json can write:
-// keywords and symbols become strings, vectors, lists and sets arrays,
-// maps objects with string keys.
-func ednToJSON(v any) (any, error) {
-	switch x := v.(type) {
-	case nil, bool, int64, float64, string:
-		return x, nil
-	case *big.Int:
-		return json.Number(x.String()), nil
-	case *big.Float:
-		return json.Number(x.Text('g', -1)), nil
-	case rune:
-		return string(x), nil
-	case edn.Keyword:
-		return string(x), nil
-	case edn.Symbol:
-		return string(x), nil
-	case edn.Tag:
-		return ednToJSON(x.Value)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			c, err := ednToJSON(e)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = c
+// ednToOp checks the fields of one op map.
+func ednToOp(m *ednMap, line int) (ednOp, error) {
+	o := ednOp{line: line}
+	get := func(field string) (string, error) {
+		v, present := m.get(field)
+		if !present {
+			return "", fmt.Errorf("missing :%s", field)
 		}
-		return out, nil
-	case map[any]bool: // a set
-		out := make([]any, 0, len(x))
-		for e := range x {
-			c, err := ednToJSON(e)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, c)
+		s, ok := ednName(v)
+		if !ok || s == "" {
+			return "", fmt.Errorf(":%s must be a keyword or a string, got %s", field, clipText(ednText(v)))
 		}
-		sort.Slice(out, func(i, j int) bool { return fmt.Sprint(out[i]) < fmt.Sprint(out[j]) })
-		return out, nil
-	case map[any]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			kc, err := ednToJSON(k)
-			if err != nil {
-				return nil, err
-			}
-			c, err := ednToJSON(e)
-			if err != nil {
-				return nil, err
-			}
-			out[fmt.Sprint(kc)] = c
-		}
-		return out, nil
+		return s, nil
 	}
-	return nil, fmt.Errorf("EDN value %v of type %T is not supported", v, v)
+	typ, err := get("type")
+	if err != nil {
+		return o, err
+	}
+	o.typ = Type(typ)
+	if !o.typ.Valid() {
+		return o, fmt.Errorf("unknown :type %s: must be :invoke, :ok, :fail or :info", clipText(typ))
+	}
+	if o.f, err = get("f"); err != nil {
+		return o, err
+	}
+	pv, present := m.get("process")
+	switch p := pv.(type) {
+	case int64:
+		if p < 0 || p > 1<<31 {
+			return o, fmt.Errorf(":process must be a non-negative integer or :nemesis, got %d", p)
+		}
+		o.proc = Client(int(p))
+	case ednKeyword, string:
+		if s, _ := ednName(p); s != "nemesis" {
+			return o, fmt.Errorf(":process must be a non-negative integer or :nemesis, got %s", clipText(ednText(p)))
+		}
+		o.proc = NemesisProcess
+	default:
+		if !present {
+			return o, fmt.Errorf("missing :process")
+		}
+		return o, fmt.Errorf(":process must be a non-negative integer or :nemesis, got %s", clipText(ednText(p)))
+	}
+	if tv, present := m.get("time"); present {
+		t, ok := tv.(int64)
+		if !ok {
+			return o, fmt.Errorf(":time must be an integer (nanoseconds), got %s", clipText(ednText(tv)))
+		}
+		if t < 0 {
+			return o, fmt.Errorf(":time %d is negative", t)
+		}
+		o.time, o.hasTime = t, true
+	}
+	o.value, _ = m.get("value")
+	if e, _ := m.get("error"); e != nil {
+		if s, ok := ednName(e); ok {
+			o.err = s
+		} else {
+			eb, _ := json.Marshal(ednToJSON(e))
+			o.err = string(eb)
+		}
+	}
+	if n, _ := m.get("node"); n != nil {
+		if s, ok := ednName(n); ok {
+			o.node = s
+		}
+	}
+	return o, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -68,7 +66,7 @@ func check(cmd *cobra.Command, path string, opts checkers.Options, junit string)
 		runDir = path
 		path = filepath.Join(path, "history.jsonl")
 	}
-	ops, err := readHistory(path)
+	ops, _, err := readHistory(path)
 	if err != nil {
 		return withCode(exitTrouble, err)
 	}
@@ -104,18 +102,12 @@ func noFile(path string, err error) error {
 
 // readHistory reads a JSONL or EDN history, telling them apart by the file
 // name and, failing that, by the first bytes.
-func readHistory(path string) ([]history.Op, error) {
-	f, err := os.Open(path)
+func readHistory(path string) ([]history.Op, history.FileInfo, error) {
+	ops, info, err := history.ReadFileInfo(path)
 	if err != nil {
-		return nil, noFile(path, err)
+		return nil, info, noFile(path, err)
 	}
-	defer f.Close()
-	br := bufio.NewReader(f)
-	head, _ := br.Peek(64)
-	if strings.HasSuffix(path, ".edn") || history.LooksLikeEDN(head) {
-		return history.ReadEDN(br, path)
-	}
-	return history.Read(br, path)
+	return ops, info, nil
 }
 
 // exactArgs is cobra.ExactArgs with a message that says what is expected.
