@@ -3,7 +3,6 @@ package harness
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -137,93 +136,16 @@ func runClients(gen, ops context.Context, w workloads.Workload, nodes []string, 
 	return threads
 }
 
-// finalThreads returns the client threads of the final phase: more than
-// the main phase had (reading every key back is as much work as adding them
-// was, and reads of different keys are independent), under fresh process
-// numbers above every one used so far.
-func finalThreads(threads []*thread, nodes int) []*thread {
-	n := finalConcurrency(len(threads))
-	base := 0
-	for _, t := range threads {
-		base = max(base, t.process+1)
-	}
-	out := make([]*thread, n)
-	for i := range out {
-		out[i] = &thread{node: i % nodes, process: base + i, stride: n}
-	}
-	return out
-}
-
 // finalConcurrency is the number of final-phase threads for a main phase
 // of conc threads: four times as many, up to 64 (never fewer than conc).
 func finalConcurrency(conc int) int { return max(conc, min(4*conc, 64)) }
 
-// finalReads reads every key back (the set workload's final phase). The
-// threads take the keys in turn; a read is retried, on the next node each
-// time, until it succeeds. Each try is an op of the history. The phase
-// gives up only when no read has succeeded for stall: a cluster that
-// answers is read to the end however many keys there are, one that does
-// not is left after stall. Every 5 s it calls report (if not nil) with the
-// number of keys read so far. It returns that number.
-func finalReads(ctx context.Context, keys []string, threads []*thread, nodes []string, dial Dialer, rec *Recorder, opTimeout, stall time.Duration, report func(read int)) int {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var next, read atomic.Int64
-	var lastOK atomic.Int64 // UnixNano of the latest successful read
-	lastOK.Store(time.Now().UnixNano())
-	go func() {
-		tick := time.NewTicker(min(stall/4+time.Millisecond, time.Second))
-		defer tick.Stop()
-		lastReport := time.Now()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-tick.C:
-				if now.Sub(time.Unix(0, lastOK.Load())) > stall {
-					cancel()
-					return
-				}
-				if report != nil && now.Sub(lastReport) >= 5*time.Second {
-					lastReport = now
-					report(int(read.Load()))
-				}
-			}
-		}
-	}()
-	var wg sync.WaitGroup
+
+// nextProcess returns the lowest process number no thread has used.
+func nextProcess(threads []*thread) int {
+	base := 0
 	for _, t := range threads {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				k := int(next.Add(1) - 1)
-				if k >= len(keys) {
-					return
-				}
-				for ctx.Err() == nil {
-					node := nodes[t.node]
-					comp := invoke(ctx, rec, dial(node), node, t.process, workloads.Invocation{F: history.FRead, Key: keys[k]}, opTimeout)
-					if comp.Type == history.OK {
-						read.Add(1)
-						lastOK.Store(time.Now().UnixNano())
-						break
-					}
-					if comp.Type == history.Info {
-						t.crashed()
-					}
-					t.node = (t.node + 1) % len(nodes)
-					select {
-					case <-ctx.Done():
-					case <-time.After(100 * time.Millisecond):
-					}
-				}
-				if ctx.Err() != nil {
-					return
-				}
-			}
-		}()
+		base = max(base, t.process+1)
 	}
-	wg.Wait()
-	return int(read.Load())
+	return base
 }

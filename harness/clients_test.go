@@ -53,8 +53,8 @@ func runFake(t testing.TB, workload string, seed uint64, conc int, d time.Durati
 	defer cancel()
 	dial := fakeDialer(c, conc)
 	threads := runClients(gen, context.Background(), w, c.Nodes(), dial, rec, clientOptions{Concurrency: conc, OpTimeout: opTimeout})
-	if keys := w.FinalReads(); keys != nil {
-		finalReads(context.Background(), keys, threads, c.Nodes(), dial, rec, opTimeout, 10*time.Second, nil)
+	if fin, ok := w.(workloads.Finisher); ok {
+		fin.Final(context.Background(), finalEnv(c.Nodes(), len(threads), nextProcess(threads), dial, rec, opTimeout, 10*time.Second))
 	}
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
@@ -64,6 +64,16 @@ func runFake(t testing.TB, workload string, seed uint64, conc int, d time.Durati
 		t.Fatalf("the recorded history does not read back: %v", err)
 	}
 	return ops
+}
+
+// finalEnv is the final phase's environment as Run makes it.
+func finalEnv(nodes []string, threads, first int, dial Dialer, rec *Recorder, opTimeout, stall time.Duration) workloads.FinalEnv {
+	return workloads.FinalEnv{
+		Nodes: nodes, Threads: threads, FirstProcess: first, Stall: stall,
+		Invoke: func(ctx context.Context, p int, node string, inv workloads.Invocation) history.Op {
+			return invoke(ctx, rec, dial(node), node, p, inv, opTimeout)
+		},
+	}
 }
 
 type inv struct {
@@ -379,9 +389,14 @@ func TestFinalReadsStall(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer rec.Close()
-			threads := []*thread{{process: 0, stride: 2}, {node: 1, process: 1, stride: 2}}
+			w, _ := workloads.New(workloads.Set, workloads.Options{Concurrency: 2})
+			g0, g1 := w.Thread(0), w.Thread(1)
+			for i := 0; i < len(keys)/2; i++ {
+				g0.Next()
+				g1.Next()
+			}
 			t0 := time.Now()
-			read := finalReads(context.Background(), keys, threads, c.Nodes(), fakeDialer(c, 2), rec, time.Second, stall, nil)
+			read, _ := w.(workloads.Finisher).Final(context.Background(), finalEnv(c.Nodes(), 2, 0, fakeDialer(c, 2), rec, time.Second, stall))
 			took := time.Since(t0)
 			if read != tt.wantRead {
 				t.Errorf("read %d keys, want %d", read, tt.wantRead)

@@ -51,6 +51,9 @@ type Config struct {
 	TargetDir string `json:"target_dir"`
 	// Workload is register or set.
 	Workload string `json:"workload"`
+	// Ops are the ops the clients issue, comma-separated (register:
+	// a subset of read,write,cas); "" means all the workload has.
+	Ops string `json:"ops,omitempty"`
 	// Nemesis lists the fault kinds, comma-separated, or "none".
 	Nemesis string `json:"nemesis"`
 	// NemesisInterval is the time between a fault and its healing, and
@@ -196,7 +199,15 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 	if r.cfg.Concurrency <= 0 {
 		r.cfg.Concurrency = 2 * r.cfg.Nodes
 	}
-	w, err := workloads.New(r.cfg.Workload, workloads.Options{Seed: r.cfg.Seed, Concurrency: r.cfg.Concurrency, OpsPerKey: r.cfg.OpsPerKey})
+	def, err := workloads.Lookup(r.cfg.Workload)
+	if err != nil {
+		return nil, &TroubleError{Err: err}
+	}
+	ops, err := def.ParseOps(r.cfg.Ops)
+	if err != nil {
+		return nil, trouble("--ops: %w", err)
+	}
+	w, err := workloads.New(def.Name, workloads.Options{Seed: r.cfg.Seed, Concurrency: r.cfg.Concurrency, OpsPerKey: r.cfg.OpsPerKey, Ops: ops})
 	if err != nil {
 		return nil, &TroubleError{Err: err}
 	}
@@ -306,7 +317,7 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 	if ctx.Err() != nil {
 		return nil, ErrInterrupted
 	}
-	if keys := w.FinalReads(); keys != nil {
+	if fin, ok := w.(workloads.Finisher); ok {
 		if r.cfg.Recovery > 0 && nem != nil {
 			r.progressf("jepsen: faults healed; letting the cluster recover for %s", r.cfg.Recovery)
 			t0 = time.Now()
@@ -317,15 +328,27 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 			}
 			r.meta.phase("recovery", t0)
 		}
-		r.progressf("jepsen: final phase: reading back %d keys", len(keys))
 		t0 = time.Now()
-		read := finalReads(ctx, keys, finalThreads(threads, len(r.cluster.Nodes())), r.cluster.Nodes(), dial, rec, r.cfg.OpTimeout, finalStall, func(read int) {
-			r.progressf("  final reads: %d of %d keys read", read, len(keys))
+		done, total := fin.Final(ctx, workloads.FinalEnv{
+			Nodes:        r.cluster.Nodes(),
+			Threads:      finalConcurrency(len(threads)),
+			FirstProcess: nextProcess(threads),
+			Invoke: func(ctx context.Context, p int, node string, inv workloads.Invocation) history.Op {
+				return invoke(ctx, rec, dial(node), node, p, inv, r.cfg.OpTimeout)
+			},
+			Stall: finalStall,
+			Progress: func(done, total int) {
+				if done == 0 {
+					r.progressf("jepsen: final phase: reading back %d keys", total)
+					return
+				}
+				r.progressf("  final reads: %d of %d keys read", done, total)
+			},
 		})
 		r.meta.phase("final", t0)
-		if read < len(keys) && ctx.Err() == nil {
+		if done < total && ctx.Err() == nil {
 			r.progressf("jepsen: final phase: gave up after %s without a successful read; %d of %d keys were read",
-				finalStall, read, len(keys))
+				finalStall, done, total)
 		}
 		if ctx.Err() != nil {
 			return nil, ErrInterrupted
@@ -339,11 +362,11 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 	// Check.
 	t0 = time.Now()
 	r.progressf("jepsen: checking %d ops", rec.Ops())
-	ops, err := history.ReadFile(filepath.Join(r.dir, "history.jsonl"))
+	hist, err := history.ReadFile(filepath.Join(r.dir, "history.jsonl"))
 	if err != nil {
 		return nil, fmt.Errorf("read back the history: %w", err)
 	}
-	res := checkers.Check(ctx, ops, checkers.Options{Workload: w.Name(), Timeout: r.cfg.CheckTimeout})
+	res := checkers.Check(ctx, hist, checkers.Options{Checker: def.Checker, Timeout: r.cfg.CheckTimeout})
 	r.meta.phase("check", t0)
 	if ctx.Err() != nil {
 		return nil, ErrInterrupted

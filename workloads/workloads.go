@@ -1,6 +1,7 @@
 // Package workloads defines what the clients of a run do: which operations
-// they invoke, on which keys, with which values, and which checker judges
-// the resulting history.
+// they invoke, on which keys, with which values, what happens in the final
+// phase after the faults are healed, and which checker judges the
+// resulting history. A workload is one bundle (Def) in the list All.
 //
 // Every client thread gets its own Generator whose sequence of operations
 // depends only on the run's seed and the thread's number, never on timing or
@@ -11,10 +12,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/jepsen-go/jepsen/checkers"
+	"github.com/jepsen-go/jepsen/history"
 )
 
 // Names of the workloads.
@@ -23,8 +28,69 @@ const (
 	Set      = "set"
 )
 
+// Def is one workload: its name, the ops its clients may issue, the
+// checker that judges its histories, and how to make it. Its final phase,
+// if any, is the Finisher its workload implements.
+type Def struct {
+	// Name is what --workload says.
+	Name string
+	// Doc says in one line what the clients do and what is checked.
+	Doc string
+	// Ops are the fs the clients issue; Options.Ops may choose a subset.
+	Ops []string
+	// Checker judges the histories of this workload.
+	Checker *checkers.Checker
+	// new makes the workload from checked options.
+	new func(opts Options) Workload
+}
+
+// All is every workload: the one place that names them.
+var All = []*Def{
+	{Name: Register, Doc: "read, write and cas on a few keys at a time, checked for linearizability",
+		Ops: []string{history.FRead, history.FWrite, history.FCAS}, Checker: checkers.Linearizable,
+		new: func(o Options) Workload { return &register{opts: o, weights: opWeights(o.Ops)} }},
+	{Name: Set, Doc: "adds of unique keys, read back after the faults are healed, checked for lost writes",
+		Ops: []string{history.FAdd}, Checker: checkers.LostWrites,
+		new: func(o Options) Workload { return &set{opts: o, adds: make([][]string, o.Concurrency)} }},
+}
+
 // Names lists the workloads, for help texts and errors.
-var Names = []string{Register, Set}
+var Names = func() []string {
+	var n []string
+	for _, d := range All {
+		n = append(n, d.Name)
+	}
+	return n
+}()
+
+// Lookup returns the workload called name.
+func Lookup(name string) (*Def, error) {
+	for _, d := range All {
+		if d.Name == name {
+			return d, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown workload %q: choose one of %s", name, strings.Join(Names, ", "))
+}
+
+// ParseOps parses a comma-separated op list (--ops) for workload d: a
+// non-empty subset of d.Ops. "" means all of them.
+func (d *Def) ParseOps(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return slices.Clone(d.Ops), nil
+	}
+	var ops []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if !slices.Contains(d.Ops, f) {
+			return nil, fmt.Errorf("op %q is not one the %s workload issues; choose from %s", f, d.Name, strings.Join(d.Ops, ","))
+		}
+		if !slices.Contains(ops, f) {
+			ops = append(ops, f)
+		}
+	}
+	return ops, nil
+}
 
 // Options configure a workload.
 type Options struct {
@@ -38,6 +104,9 @@ type Options struct {
 	// KeysAtOnce is how many register keys are live at a time (default: one
 	// per 5 threads, at least 1).
 	KeysAtOnce int
+	// Ops are the fs the clients issue, a subset of the workload's Def.Ops
+	// (see ParseOps); nil means all of them.
+	Ops []string
 }
 
 // Invocation is what a client thread asks the store to do next.
@@ -53,17 +122,14 @@ type Generator interface {
 	Next() Invocation
 }
 
-// Workload is a kind of test: its generators, its final phase and its
-// checker.
+// Workload is one run's instance of a workload: the generators of its
+// client threads. One with a final phase also implements Finisher.
 type Workload interface {
 	// Name is the workload's name, as given to --workload.
 	Name() string
 	// Thread returns the generator of client thread i (0 <= i <
 	// Concurrency). It is called once per thread.
 	Thread(i int) Generator
-	// FinalReads returns the keys to read back after the faults are healed
-	// (the set workload's final phase); nil if the workload has none.
-	FinalReads() []string
 }
 
 // New returns the workload called name.
@@ -78,13 +144,16 @@ func New(name string, opts Options) (Workload, error) {
 		opts.KeysAtOnce = max(1, opts.Concurrency/5)
 	}
 	opts.KeysAtOnce = min(opts.KeysAtOnce, opts.Concurrency)
-	switch name {
-	case Register:
-		return &register{opts: opts}, nil
-	case Set:
-		return &set{opts: opts, adds: make([][]string, opts.Concurrency)}, nil
+	d, err := Lookup(name)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("unknown workload %q: choose one of %s", name, strings.Join(Names, ", "))
+	for _, f := range opts.Ops {
+		if !slices.Contains(d.Ops, f) {
+			return nil, fmt.Errorf("workload %s: op %q is not one it issues; choose from %s", name, f, strings.Join(d.Ops, ","))
+		}
+	}
+	return d.new(opts), nil
 }
 
 // threadRand returns the random source of thread i: a function of the seed
@@ -97,10 +166,28 @@ func threadRand(seed uint64, i int) *rand.Rand {
 // KeysAtOnce groups; group g works on keys k<g>, k<g+K>, k<g+2K>, ... and each
 // thread moves to its group's next key after its share of OpsPerKey ops.
 // Values are small integers so that conflicts are likely.
-type register struct{ opts Options }
+type register struct {
+	opts    Options
+	weights [3]int // of read, write, cas; see opWeights
+}
 
-func (w *register) Name() string         { return Register }
-func (w *register) FinalReads() []string { return nil }
+func (w *register) Name() string { return Register }
+
+// opWeights returns the weights of read, write and cas: 4, 3 and 3 out of
+// 10, with the ops left out of ops weighing 0. With all three ops the draw
+// is the same as it always was, so a seed keeps its sequence.
+func opWeights(ops []string) [3]int {
+	w := [3]int{4, 3, 3}
+	if ops == nil {
+		return w
+	}
+	for i, f := range []string{history.FRead, history.FWrite, history.FCAS} {
+		if !slices.Contains(ops, f) {
+			w[i] = 0
+		}
+	}
+	return w
+}
 
 func (w *register) Thread(i int) Generator {
 	k := w.opts.KeysAtOnce
@@ -110,14 +197,16 @@ func (w *register) Thread(i int) Generator {
 		size++
 	}
 	return &registerGen{
-		rng:    threadRand(w.opts.Seed, i),
-		group:  group,
-		groups: k,
-		perKey: max(1, w.opts.OpsPerKey/size),
+		weights: w.weights,
+		rng:     threadRand(w.opts.Seed, i),
+		group:   group,
+		groups:  k,
+		perKey:  max(1, w.opts.OpsPerKey/size),
 	}
 }
 
 type registerGen struct {
+	weights          [3]int
 	rng              *rand.Rand
 	group, groups, n int
 	perKey           int
@@ -128,10 +217,10 @@ const registerValues = 5
 func (g *registerGen) Next() Invocation {
 	key := "k" + itoa(g.group+g.groups*(g.n/g.perKey))
 	g.n++
-	switch r := g.rng.IntN(10); {
-	case r < 4:
+	switch r := g.rng.IntN(g.weights[0] + g.weights[1] + g.weights[2]); {
+	case r < g.weights[0]:
 		return Invocation{F: "read", Key: key}
-	case r < 7:
+	case r < g.weights[0]+g.weights[1]:
 		return Invocation{F: "write", Key: key, Value: json.RawMessage(itoa(g.rng.IntN(registerValues)))}
 	default:
 		from, to := g.rng.IntN(registerValues), g.rng.IntN(registerValues)
@@ -151,7 +240,8 @@ func (w *set) Name() string { return Set }
 
 func (w *set) Thread(i int) Generator { return &setGen{w: w, thread: i} }
 
-func (w *set) FinalReads() []string {
+// keys returns every key the threads generated, in order.
+func (w *set) keys() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var keys []string

@@ -88,6 +88,7 @@ verdict), 3 unknown (the checker ran out of time), 130 interrupted.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.TargetDir, "target", "", "directory holding the store's jepsen.yaml (default: the reference Raft store built into jepsen)")
 	f.StringVar(&cfg.Workload, "workload", workloads.Register, "what clients do: register (read/write/cas, checked for linearizability) or set (unique adds, checked for lost writes)")
+	f.StringVar(&cfg.Ops, "ops", "", "register workload: the ops clients issue, a comma-separated subset of read,write,cas (default all); read,write for stores without compare-and-set")
 	f.StringVar(&cfg.Nemesis, "nemesis", "none", "faults to inject, comma-separated: partition, kill, pause, packet, clock; or none")
 	f.DurationVar(&cfg.NemesisInterval, "nemesis-interval", harness.DefaultNemesisInterval, "time between a fault and its healing, and between healing and the next fault of the same family (network: partition, packet; process: kill, pause; clock); faults of different families overlap")
 	f.DurationVar(&cfg.ClockMax, "clock-max", nemesis.DefaultClockMax, "clock nemesis: largest jump, forward or back (a bump's offset, a strobe's swing)")
@@ -204,7 +205,11 @@ func reproduceCommand(c harness.Config) string {
 	if c.TargetDir != "" {
 		args = append(args, "--target", shellQuote(c.TargetDir))
 	}
-	args = append(args, "--workload", c.Workload, "--nemesis", c.Nemesis,
+	args = append(args, "--workload", c.Workload)
+	if c.Ops != "" {
+		args = append(args, "--ops", shellQuote(c.Ops))
+	}
+	args = append(args, "--nemesis", c.Nemesis,
 		"--time-limit", c.TimeLimit.String(), "--seed", fmt.Sprint(c.Seed))
 	if c.Nemesis != "none" && c.NemesisInterval != harness.DefaultNemesisInterval {
 		args = append(args, "--nemesis-interval", c.NemesisInterval.String())
