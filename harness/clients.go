@@ -140,7 +140,6 @@ func runClients(gen, ops context.Context, w workloads.Workload, nodes []string, 
 // of conc threads: four times as many, up to 64 (never fewer than conc).
 func finalConcurrency(conc int) int { return max(conc, min(4*conc, 64)) }
 
-
 // nextProcess returns the lowest process number no thread has used.
 func nextProcess(threads []*thread) int {
 	base := 0
