@@ -6,7 +6,7 @@
 //
 // # Semantics
 //
-// The operation semantics are those of DESIGN.md section 2. An ok
+// The operation semantics are those of docs/history.md. An ok
 // operation happened, with its result. A fail definitely did not take
 // effect and is dropped, except a cas that failed with precondition-failed
 // (an observation: at some moment during the cas the register did not hold
@@ -45,7 +45,7 @@
 //
 // # results.json
 //
-// A Result encodes as the results.json of a run (DESIGN.md section 5);
+// A Result encodes as the results.json of a run;
 // /docs/results-json.md documents every field. In short:
 //
 //	{

@@ -12,7 +12,7 @@ import (
 	"github.com/jepsen-go/jepsen/history"
 )
 
-// Kinds of register operation, after the semantics of DESIGN.md section 2
+// Kinds of register operation, after the semantics of docs/history.md
 // have been applied.
 const (
 	kRead        uint8 = iota // ok read of a
@@ -153,7 +153,7 @@ type keyHistory struct {
 	took time.Duration
 }
 
-// buildKey applies the semantics of DESIGN.md section 2 to the events of
+// buildKey applies the semantics of docs/history.md to the events of
 // one key (positions into all, in history order).
 func buildKey(all []history.Op, key string, events []int32) (*keyHistory, error) {
 	kh := &keyHistory{key: key, in: newInterner(), dropped: map[string]int{}}

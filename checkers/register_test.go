@@ -85,7 +85,7 @@ func cat(parts ...any) []history.Op {
 	return hist(out...)
 }
 
-// TestRegisterSemantics has, for each rule of DESIGN.md section 2, a
+// TestRegisterSemantics has, for each rule of docs/history.md, a
 // history that is valid only if the rule is implemented right and one that
 // is invalid only if it is.
 func TestRegisterSemantics(t *testing.T) {

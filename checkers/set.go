@@ -10,9 +10,9 @@ import (
 // SetResult is the verdict of a set workload.
 //
 // Each element is added by an add op on its own key, never written again,
-// and read back at the end by read ops ("final reads"; DESIGN.md section
-// 2). For each element, "present" means the LAST successful (ok) read of
-// its key returned a value, "absent" that it returned null:
+// and read back at the end by read ops ("final reads"; docs/history.md).
+// For each element, "present" means the LAST successful (ok) read of its
+// key returned a value, "absent" that it returned null:
 //
 //   - lost: the add completed ok, the key was read successfully at least
 //     once, and it is absent;

@@ -1,6 +1,6 @@
 // Package history defines the operation record of a test run and reads and
 // writes it as history JSONL v1: one JSON object per line, in the order the
-// events happened (see DESIGN.md section 2).
+// events happened (see docs/history.md).
 //
 // An operation is recorded twice: once when a process invokes it (type
 // invoke) and once when it completes (ok, fail or info). Nemesis actions use

@@ -1,7 +1,8 @@
-// Package reports turns a run directory of the store (DESIGN.md section 5)
-// into things people and CI systems read: a self-contained report.html with
-// the verdict, the counterexamples, plots and node logs (Write), a JUnit XML
-// file (WriteJUnit), and a small web UI over the whole store (NewBrowser).
+// Package reports turns a run directory of the store (README.md, "What a
+// run leaves behind") into things people and CI systems read: a
+// self-contained report.html with the verdict, the counterexamples, plots
+// and node logs (Write), a JUnit XML file (WriteJUnit), and a small web UI
+// over the whole store (NewBrowser).
 //
 // It reads what the harness leaves in a run directory: test.json (Meta),
 // history.jsonl, nodes/*.log, and takes the checker's result in memory,

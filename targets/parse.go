@@ -79,7 +79,7 @@ func parse(data []byte, file, dir string) (spec *Spec, err error) {
 		return nil, &SpecError{Problems: p.probs}
 	}
 	if !utf8.Valid(data) {
-		p.add(0, "", "is not UTF-8 text; expected a YAML target spec (see DESIGN.md section 3), for example: "+
+		p.add(0, "", "is not UTF-8 text; expected a YAML target spec (see docs/protocol.md), for example: "+
 			`build: {go: ./cmd/mykv}, command: ["/target", "--id", "{{.Node}}"]`)
 		return nil, &SpecError{Problems: p.probs}
 	}
@@ -88,7 +88,7 @@ func parse(data []byte, file, dir string) (spec *Spec, err error) {
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			p.add(0, "", "is empty; expected at least build and command, for example: "+
-				`build: {go: ./cmd/mykv}, command: ["/target", "--id", "{{.Node}}"] (see DESIGN.md section 3)`)
+				`build: {go: ./cmd/mykv}, command: ["/target", "--id", "{{.Node}}"] (see docs/protocol.md)`)
 		} else {
 			p.add(yamlErrLine(err), "", "is not valid YAML: %s", yamlErrMsg(err))
 		}
@@ -107,7 +107,7 @@ func parse(data []byte, file, dir string) (spec *Spec, err error) {
 	switch {
 	case root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null":
 		p.add(root.Line, "", "is empty; expected at least build and command, for example: "+
-			`build: {go: ./cmd/mykv}, command: ["/target", "--id", "{{.Node}}"] (see DESIGN.md section 3)`)
+			`build: {go: ./cmd/mykv}, command: ["/target", "--id", "{{.Node}}"] (see docs/protocol.md)`)
 	case root.Kind != yaml.MappingNode:
 		p.add(root.Line, "", "expected a mapping of fields (name:, build:, command:, ...), got %s", describe(root))
 	default:

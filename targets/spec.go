@@ -1,5 +1,5 @@
 // Package targets describes the store under test: the target spec read from
-// a target directory's jepsen.yaml (DESIGN.md section 3), the node names, and
+// a target directory's jepsen.yaml (docs/protocol.md), the node names, and
 // the command line and environment each node is started with.
 //
 // The client protocols live in sub-packages (httpkv for the http protocol)
@@ -184,7 +184,7 @@ func Load(dir string) (*Spec, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: no such file: a target directory needs a %s saying how to build and start the store, for example: "+
 				`name: mykv, build: {go: ./cmd/mykv}, command: ["/target", "--id", "{{.Node}}", "--nodes", "{{.Nodes}}", "--port", "{{.Port}}"] `+
-				"(see targets/raftkv/jepsen.yaml and DESIGN.md section 3)", file, SpecFile)
+				"(see targets/raftkv/jepsen.yaml and docs/protocol.md)", file, SpecFile)
 		}
 		return nil, fmt.Errorf("read target spec: %w", err)
 	}

@@ -1,5 +1,5 @@
-// Package httpkv is the client of the http target protocol (DESIGN.md
-// section 3). It turns the invocation of a read, write, cas or add into its
+// Package httpkv is the client of the http target protocol (docs/protocol.md
+// section 4). It turns the invocation of a read, write, cas or add into its
 // completion, mapping every answer a node can give, including none, to ok,
 // fail or info exactly as the contract says:
 //

@@ -1,5 +1,5 @@
 // Package httpkvtest provides in-process fake nodes that speak the http
-// target protocol (DESIGN.md section 3), for tests and benchmarks of the
+// target protocol (docs/protocol.md), for tests and benchmarks of the
 // harness without Docker.
 //
 // A Store is a linearizable in-memory map (one mutex). A Node serves a
