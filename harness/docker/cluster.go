@@ -109,6 +109,7 @@ type Cluster struct {
 
 	mu        sync.Mutex
 	hooks     []func(ctx context.Context, node string) error
+	exits     []Exit
 	sidecarN  int
 	closeOnce sync.Once
 	closeErr  error
@@ -122,9 +123,10 @@ type node struct {
 	ctr    *testcontainers.DockerContainer
 	log    *nodeLog
 
-	op       sync.Mutex // serialises lifecycle operations on this node
-	mu       sync.RWMutex
-	endpoint string
+	op         sync.Mutex // serialises lifecycle operations on this node
+	mu         sync.RWMutex
+	endpoint   string
+	expectStop bool // a Kill, Stop or Close is ending the current lifetime
 }
 
 var runIDRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
@@ -315,7 +317,65 @@ func (c *Cluster) createNode(ctx context.Context, n *node) error {
 		return fmt.Errorf("node %s: start container: %w", n.name, err)
 	}
 	n.log.follow(c.bg, c.cli, n.ctr.ID)
+	c.watchExit(n)
 	return c.refreshEndpoint(ctx, n)
+}
+
+// Exit is a node's process ending when no Kill, Stop or Close asked it to.
+type Exit struct {
+	// Node is the node's name.
+	Node string
+	// Code is the process's exit status (137 for SIGKILL).
+	Code int64
+	// At is when the daemon saw it end.
+	At time.Time
+	// Log holds the node's last log lines.
+	Log []string
+}
+
+// watchExit records the end of n's current lifetime as an Exit unless a
+// Kill, Stop or Close expected it. Call it after each start of n.
+func (c *Cluster) watchExit(n *node) {
+	n.mu.Lock()
+	n.expectStop = false
+	n.mu.Unlock()
+	w := c.cli.ContainerWait(c.bg, n.ctr.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	go func() {
+		var code int64
+		select {
+		case r := <-w.Result:
+			code = r.StatusCode
+		case <-w.Error:
+			return // the cluster is closing, or the daemon went away
+		}
+		at := time.Now()
+		n.mu.Lock()
+		expected := n.expectStop
+		n.mu.Unlock()
+		if expected || c.bg.Err() != nil {
+			return
+		}
+		n.log.wait(time.Second) // the last lines say why
+		c.mu.Lock()
+		c.exits = append(c.exits, Exit{Node: n.name, Code: code, At: at, Log: n.log.tail()})
+		c.mu.Unlock()
+		c.cfg.Logf("docker: %s exited with status %d on its own", n.name, code)
+	}()
+}
+
+// markStopping marks n's coming stop as asked for (Kill, Stop, Close).
+func (n *node) markStopping() {
+	n.mu.Lock()
+	n.expectStop = true
+	n.mu.Unlock()
+}
+
+// Exits returns the nodes' ends that no Kill, Stop or Close asked for, in
+// the order they happened.
+func (c *Cluster) Exits() []Exit {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Exit(nil), c.exits...)
 }
 
 // refreshEndpoint reads the host port currently published for n.
@@ -476,6 +536,7 @@ func (c *Cluster) Kill(ctx context.Context, name string) error {
 	if !st.Running {
 		return nil
 	}
+	n.markStopping()
 	if _, err := c.cli.ContainerKill(ctx, n.ctr.ID, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
 		return fmt.Errorf("kill %s: %w", name, err)
 	}
@@ -550,6 +611,7 @@ func (c *Cluster) Stop(ctx context.Context, name string) error {
 		}
 	}
 	timeout := c.cfg.StopTimeout
+	n.markStopping()
 	if err := n.ctr.Stop(ctx, &timeout); err != nil {
 		return fmt.Errorf("stop %s: %w", name, err)
 	}
@@ -582,6 +644,7 @@ func (c *Cluster) Start(ctx context.Context, name string) error {
 			return fmt.Errorf("start %s: %w", name, err)
 		}
 		n.log.follow(c.bg, c.cli, n.ctr.ID)
+		c.watchExit(n)
 		if err := c.refreshEndpoint(ctx, n); err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
 		}
@@ -777,6 +840,7 @@ func (c *Cluster) Close(ctx context.Context) error {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					n.markStopping()
 					_, _ = c.cli.ContainerKill(ctx, n.ctr.ID, client.ContainerKillOptions{Signal: "KILL"})
 					_, _ = c.cli.ContainerUnpause(ctx, n.ctr.ID, client.ContainerUnpauseOptions{})
 					n.log.wait(2 * time.Second)

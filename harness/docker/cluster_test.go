@@ -347,3 +347,38 @@ func BenchmarkClusterStartClose(b *testing.B) {
 	b.ReportMetric(start.Seconds()/float64(b.N), "start-s/op")
 	b.ReportMetric(stop.Seconds()/float64(b.N), "close-s/op")
 }
+
+// TestExits checks that a node ending on its own is reported with its
+// status and last log lines, and that Kill, Stop and Close are not.
+func TestExits(t *testing.T) {
+	requireDocker(t)
+	ctx := context.Background()
+	cfg := echoConfig(t, newRunID(t), []string{"n1", "n2"})
+	c, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if err := c.Kill(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _ = httpDo(ctx, "POST", c.Endpoint("n2"), "/exit", "", 2*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.Exits()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // a wrongly reported kill of n1 would show by now
+	exits := c.Exits()
+	if len(exits) != 1 || exits[0].Node != "n2" || exits[0].Code != 4 {
+		t.Fatalf("Exits = %+v, want n2 with status 4 only", exits)
+	}
+	if !strings.Contains(strings.Join(exits[0].Log, "\n"), "exiting with status 4 as asked") {
+		t.Errorf("the exit's log lines %q lack the node's last line", exits[0].Log)
+	}
+}

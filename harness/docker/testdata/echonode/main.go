@@ -66,6 +66,10 @@ func main() {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("POST /exit", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Printf("%s: exiting with status 4 as asked\n", *id)
+		os.Exit(4)
+	})
 	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, *id)
 	})
