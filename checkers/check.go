@@ -174,5 +174,6 @@ func Check(ctx context.Context, ops []history.Op, opts Options) (res *Result) {
 	res.Keys = len(keys)
 
 	chk.check(ctx, ops, keys, events, opts, deadline, res)
+	res.AddProblems(untested(ops, chk.Fs)...)
 	return res
 }

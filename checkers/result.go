@@ -113,6 +113,9 @@ type Result struct {
 	Set *SetResult `json:"set,omitempty"`
 	// Stats counts the history's events.
 	Stats Stats `json:"stats"`
+	// Problems are what kept the run from testing the store (see
+	// Problem); with any, the verdict is not valid.
+	Problems []Problem `json:"problems,omitempty"`
 	// Seconds is how long the check took.
 	Seconds float64 `json:"seconds"`
 }
