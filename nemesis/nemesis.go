@@ -14,11 +14,13 @@ package nemesis
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"math/rand"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jepsen-go/jepsen/history"
 )
 
 // Cluster is what the nemesis needs to kill, restart, pause and resume
@@ -70,66 +72,47 @@ func (g Grudge) Normalize() Grudge {
 	return out
 }
 
-// Packet is a netem-like fault on the traffic between nodes.
-type Packet struct {
-	// Nodes are the nodes whose packets to other nodes are shaped; empty
-	// means every node.
-	Nodes []string `json:"nodes,omitempty"`
-	// Delay holds every packet back this long, plus or minus Jitter.
-	Delay time.Duration `json:"-"`
-	// Jitter is the maximal random deviation from Delay.
-	Jitter time.Duration `json:"-"`
-	// Loss, Duplicate, Reorder and Corrupt are percentages in [0, 100].
-	// Reorder sends that share of packets at once, ahead of the delayed
-	// ones.
-	Loss      float64 `json:"loss,omitempty"`
-	Duplicate float64 `json:"duplicate,omitempty"`
-	Reorder   float64 `json:"reorder,omitempty"`
-	Corrupt   float64 `json:"corrupt,omitempty"`
-}
+// Packet is a netem-like fault on the traffic between nodes (see
+// history.Packet, which it is, so that the history records it as is).
+type Packet = history.Packet
 
 // DefaultPacket is the packet fault used when none is configured: every
 // behaviour at a level that hurts without stopping a cluster outright.
 var DefaultPacket = Packet{Delay: 100 * time.Millisecond, Jitter: 50 * time.Millisecond,
 	Loss: 20, Duplicate: 10, Reorder: 20, Corrupt: 5}
 
-// IsZero reports whether p shapes nothing.
-func (p Packet) IsZero() bool {
-	return p.Delay == 0 && p.Jitter == 0 && p.Loss == 0 && p.Duplicate == 0 && p.Reorder == 0 && p.Corrupt == 0
-}
-
-// MarshalJSON writes p with durations as strings ("100ms").
-func (p Packet) MarshalJSON() ([]byte, error) {
-	type plain Packet
-	var v struct {
-		plain
-		Delay  string `json:"delay,omitempty"`
-		Jitter string `json:"jitter,omitempty"`
-	}
-	v.plain = plain(p)
-	if p.Delay != 0 {
-		v.Delay = p.Delay.String()
-	}
-	if p.Jitter != 0 {
-		v.Jitter = p.Jitter.String()
-	}
-	return json.Marshal(v)
-}
-
-// Kind is a class of fault the schedule can choose.
+// Kind is a class of fault the schedule can choose. Each kind is one type
+// in its own file, listed in the registry (registry.go).
 type Kind string
 
-// The fault kinds of --nemesis.
-const (
-	KindPartition Kind = "partition"
-	KindKill      Kind = "kill"
-	KindPause     Kind = "pause"
-	KindPacket    Kind = "packet"
-	KindClock     Kind = "clock"
-)
+// Kinds lists the default mix of fault kinds, in the order of --nemesis
+// help: every registered kind but the opt-in ones (power-loss, corrupt),
+// which must be named on their own. AllKinds lists every kind.
+var Kinds = defaultKinds()
 
-// Kinds lists every valid kind, in the order of --nemesis help.
-var Kinds = []Kind{KindPartition, KindKill, KindPause, KindPacket, KindClock}
+// AllKinds returns every registered fault kind, the opt-in ones last, in
+// registry order.
+func AllKinds() []Kind {
+	var def, opt []Kind
+	for _, s := range specs() {
+		if s.optIn {
+			opt = append(opt, s.kind)
+		} else {
+			def = append(def, s.kind)
+		}
+	}
+	return append(def, opt...)
+}
+
+func defaultKinds() []Kind {
+	var out []Kind
+	for _, s := range specs() {
+		if !s.optIn {
+			out = append(out, s.kind)
+		}
+	}
+	return out
+}
 
 // Clock is what the nemesis needs to shift the clocks the nodes' processes
 // see (not the host's).
@@ -145,6 +128,23 @@ type Clock interface {
 	ResetClock(ctx context.Context) error
 }
 
+// Disk is what the nemesis needs for durability faults: losing what a node
+// has not synced, and damaging a stopped node's files. The node's data
+// directory is served by something that can do both (harness/durafs).
+type Disk interface {
+	// PowerLoss stops node at once, as a power cut would: its process
+	// dies, and every write to its data directory that was not made
+	// durable (by fsync or fdatasync of the file, or sync or syncfs)
+	// is lost. The node stays down until Cluster.Start.
+	PowerLoss(ctx context.Context, node string) error
+	// Corrupt damages one file of the data directory of node, which is
+	// down: it flips bits in it or truncates it, and says what it did.
+	// Every random choice (the file, among the files the store wrote
+	// listed in a stable order; the offset; the kind) is drawn from rng,
+	// so that a seed gives the same damage.
+	Corrupt(ctx context.Context, node string, rng *rand.Rand) (history.Corruption, error)
+}
+
 // ParseKinds parses a --nemesis value: a comma-separated list of kinds, or
 // "none" (or "") for no faults. An unknown kind gives a one-line error that
 // names it and lists the valid ones (without the flag name, which the
@@ -158,13 +158,13 @@ func ParseKinds(s string) ([]Kind, error) {
 	for _, part := range strings.Split(s, ",") {
 		k := Kind(strings.TrimSpace(part))
 		if k == "" {
-			return nil, fmt.Errorf("%q: empty fault kind (valid: %s, or none)", s, kindList())
+			return nil, fmt.Errorf("%q: empty fault kind %s", s, validKinds())
 		}
 		if k == "none" {
 			return nil, fmt.Errorf("%q: none cannot be combined with other kinds", s)
 		}
-		if !slices.Contains(Kinds, k) {
-			return nil, fmt.Errorf("unknown fault kind %q (valid: %s, or none)", k, kindList())
+		if _, ok := lookup(k); !ok {
+			return nil, fmt.Errorf("unknown fault kind %q %s", k, validKinds())
 		}
 		if !slices.Contains(out, k) {
 			out = append(out, k)
@@ -173,10 +173,21 @@ func ParseKinds(s string) ([]Kind, error) {
 	return out, nil
 }
 
-func kindList() string {
-	s := make([]string, len(Kinds))
-	for i, k := range Kinds {
-		s[i] = string(k)
+// validKinds lists the valid kinds for an error message, e.g. "(valid:
+// partition, kill, pause, packet, clock, or none), opt-in: power-loss,
+// corrupt".
+func validKinds() string {
+	var def, opt []string
+	for _, s := range specs() {
+		if s.optIn {
+			opt = append(opt, string(s.kind))
+		} else {
+			def = append(def, string(s.kind))
+		}
 	}
-	return strings.Join(s, ", ")
+	out := "(valid: " + strings.Join(append(def, "or none"), ", ") + ")"
+	if len(opt) > 0 {
+		out += ", opt-in: " + strings.Join(opt, ", ")
+	}
+	return out
 }

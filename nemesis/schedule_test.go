@@ -528,7 +528,7 @@ func FuzzParseKinds(f *testing.F) {
 			return
 		}
 		for _, k := range kinds {
-			if !containsKind(Kinds, k) {
+			if !containsKind(AllKinds(), k) {
 				t.Errorf("accepted unknown kind %q", k)
 			}
 		}
