@@ -354,6 +354,7 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 			return nil, ErrInterrupted
 		}
 	}
+	exits := r.nodeExits()
 	if err := rec.Close(); err != nil {
 		return nil, err
 	}
@@ -367,6 +368,7 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 		return nil, fmt.Errorf("read back the history: %w", err)
 	}
 	res := checkers.Check(ctx, hist, checkers.Options{Checker: def.Checker, Timeout: r.cfg.CheckTimeout})
+	res.AddProblems(exits...)
 	r.meta.phase("check", t0)
 	if ctx.Err() != nil {
 		return nil, ErrInterrupted
@@ -394,6 +396,27 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 	}
 	r.meta.phase("report", t0)
 	return out, nil
+}
+
+// nodeExits returns the nodes that died when no fault killed them, as
+// problems of the run.
+func (r *run) nodeExits() []checkers.Problem {
+	var out []checkers.Problem
+	for _, e := range r.cluster.Exits() {
+		at := e.At.Sub(r.meta.Start)
+		msg := fmt.Sprintf("%s exited with status %d at %.1f s; no fault was acting on it (its last log lines follow; the whole log is nodes/%s.log)",
+			e.Node, e.Code, at.Seconds(), e.Node)
+		if len(e.Log) == 0 {
+			msg = fmt.Sprintf("%s exited with status %d at %.1f s; no fault was acting on it, and it wrote no log lines", e.Node, e.Code, at.Seconds())
+		}
+		log := e.Log
+		if len(log) > 10 {
+			log = log[len(log)-10:]
+		}
+		r.progressf("jepsen: %s", msg)
+		out = append(out, checkers.Problem{Kind: checkers.ProblemNodeExit, Node: e.Node, Example: -1, Time: int64(at), Log: log, Message: msg})
+	}
+	return out
 }
 
 // referenceSpec is the reference store carried inside the jepsen binary:

@@ -8,8 +8,17 @@ import (
 	"github.com/jepsen-go/jepsen/checkers"
 )
 
-// verdictSentence says the verdict in one line a learner understands.
+// verdictSentence says the verdict in one line a learner understands,
+// followed by the lines of printProblems.
 func verdictSentence(res *checkers.Result) string {
+	var b strings.Builder
+	b.WriteString(verdictLine(res))
+	printProblems(&b, res)
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// verdictLine says the verdict in one line.
+func verdictLine(res *checkers.Result) string {
 	switch res.Valid {
 	case checkers.Valid:
 		if res.Workload == "set" {
@@ -21,6 +30,9 @@ func verdictSentence(res *checkers.Result) string {
 			return "INVALID: the store lost acknowledged writes or kept writes it said had failed."
 		}
 		return "INVALID: the store is not linearizable: some operations saw results no single order could produce."
+	}
+	if len(res.Problems) > 0 {
+		return "UNKNOWN: this run could not really test the store; fix what is listed below and run it again."
 	}
 	if res.Workload == "set" {
 		return "UNKNOWN: no write was seen lost, but some acknowledged writes could not be read back at the end, so whether they survived is unknown."
@@ -55,4 +67,21 @@ func printSetSummary(w io.Writer, s *checkers.SetResult) {
 	list("lost", s.LostElements, s.Lost)
 	list("unexpected", s.UnexpectedElements, s.Unexpected)
 	list("corrupted", s.CorruptedElements, s.Corrupted)
+}
+
+// printProblems lists, each on a new line, what kept the run from testing
+// the store, and says when no fault was injected.
+func printProblems(w io.Writer, res *checkers.Result) {
+	if len(res.Problems) > 0 || res.Valid == checkers.Valid && res.Stats.Nemesis == 0 {
+		fmt.Fprintln(w)
+	}
+	for _, p := range res.Problems {
+		fmt.Fprintf(w, "  ! %s\n", p.Message)
+		for _, l := range p.Log {
+			fmt.Fprintf(w, "      %s\n", l)
+		}
+	}
+	if res.Valid == checkers.Valid && res.Stats.Nemesis == 0 {
+		fmt.Fprintln(w, "  note: no faults were injected: this run says nothing about fault tolerance (try --nemesis partition,kill,pause,clock).")
+	}
 }
