@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jepsen-go/jepsen/harness/clockfault"
+	"github.com/jepsen-go/jepsen/harness/durafs"
 	"github.com/jepsen-go/jepsen/harness/netfault"
 	"github.com/jepsen-go/jepsen/targets/raftkv/server"
 )
@@ -54,6 +55,21 @@ func newClockfaultCmd() *cobra.Command {
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := clockfault.Main(args, cmd.OutOrStdout()); err != nil {
+				return withCode(exitTrouble, err)
+			}
+			return nil
+		},
+	}
+}
+
+func newDurafsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "durafs serve|exec|status|probe",
+		Short:              "Filesystem that loses unsynced writes on power loss: its helper and node wrapper (used inside containers)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := durafs.Main(args, cmd.OutOrStdout()); err != nil {
 				return withCode(exitTrouble, err)
 			}
 			return nil

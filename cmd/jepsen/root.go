@@ -33,7 +33,7 @@ verdict: bad input, Docker unreachable, the target failed to start),
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newRunCmd(), newCheckCmd(), newCleanCmd(), newVersionCmd(),
-		newRaftkvCmd(), newNetfaultCmd(), newClockfaultCmd(), newReportCmd(), newServeCmd())
+		newRaftkvCmd(), newNetfaultCmd(), newClockfaultCmd(), newDurafsCmd(), newReportCmd(), newServeCmd())
 	return root
 }
 

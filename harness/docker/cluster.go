@@ -50,6 +50,9 @@ type Config struct {
 	Command func(node string) []string
 	// Env returns a node's environment (KEY=VALUE); nil means none.
 	Env func(node string) []string
+	// Wrap, if set, runs a program of the harness before each node's
+	// command (see Wrap); nil runs the command as it is.
+	Wrap *Wrap
 	// Port is the client API port inside each container; it is published
 	// on 127.0.0.1 with an ephemeral host port.
 	Port int
@@ -279,6 +282,14 @@ func (c *Cluster) createNode(ctx context.Context, n *node) error {
 	if cfg.Env != nil {
 		env = cfg.Env(n.name)
 	}
+	var entrypoint, binds []string
+	if cfg.Wrap != nil {
+		var err error
+		if entrypoint, cmd, err = wrapped(ctx, c.cli, cfg.Image, cfg.Wrap, n.name, cmd); err != nil {
+			return fmt.Errorf("node %s: %w", n.name, err)
+		}
+		binds = cfg.Wrap.Binds
+	}
 	port := network.MustParsePort(strconv.Itoa(cfg.Port) + "/tcp")
 	req := testcontainers.ContainerRequest{
 		Image:          cfg.Image,
@@ -291,9 +302,13 @@ func (c *Cluster) createNode(ctx context.Context, n *node) error {
 			cc.Hostname = n.name
 			cc.Cmd = cmd
 			cc.Env = env
+			if entrypoint != nil {
+				cc.Entrypoint = entrypoint
+			}
 		},
 		HostConfigModifier: func(hc *container.HostConfig) {
 			hc.Mounts = append(hc.Mounts, mounts...)
+			hc.Binds = append(hc.Binds, binds...)
 			hc.PortBindings = network.PortMap{port: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: "0"}}}
 			hc.LogConfig = container.LogConfig{Type: "json-file"}
 		},
