@@ -60,6 +60,7 @@ type analysis struct {
 	faults    []faultSpan
 	nodeSpans []nodeSpan
 	nodes     []string
+	timeless  bool // the history has no times: Time is the position (history.TimelessStep apart)
 }
 
 type pendingInvoke struct {

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"html/template"
 	"image/color"
@@ -111,6 +112,16 @@ func legendName(state string) string {
 }
 
 func seconds(ns int64) float64 { return float64(ns) / 1e9 }
+
+// xLabel is the label of the time axis: seconds, or positions in a
+// history without times (history.TimelessStep apart, so that seconds()
+// gives the position).
+func xLabel(a *analysis) string {
+	if a.timeless {
+		return "position in the history (it has no times: the order of the file is the order of events)"
+	}
+	return "time since the test started (s)"
+}
 
 func newPlot(title, xLabel, yLabel string) *plot.Plot {
 	p := plot.New()
@@ -252,7 +263,11 @@ func downsample(pts []opPoint, end int64, limit int) []opPoint {
 // invocation time, with faults shaded. It also returns how many points
 // were drawn.
 func latencyPlot(a *analysis) ([]byte, int, error) {
-	p := newPlot("Latency of every operation", "time since the test started (s)", "latency (ms, log scale)")
+	p := newPlot("Latency of every operation", xLabel(a), "latency (ms, log scale)")
+	if a.timeless {
+		p.Title.Text = "Latency of every operation, in positions of the history"
+		p.Y.Label.Text = "positions from invocation to completion (log scale)"
+	}
 	p.Add(faultBands{spans: a.faults, labels: true})
 	drawn := 0
 	lo, hi := math.Inf(1), math.Inf(-1)
@@ -270,6 +285,9 @@ func latencyPlot(a *analysis) ([]byte, int, error) {
 		xys := make(plotter.XYs, len(pts))
 		for i, pt := range pts {
 			ms := max(float64(pt.done-pt.call)/1e6, 0.001)
+			if a.timeless {
+				ms = max(float64(pt.done-pt.call)/float64(history.TimelessStep), 0.5)
+			}
 			xys[i] = plotter.XY{X: seconds(pt.call), Y: ms}
 			lo, hi = min(lo, ms), max(hi, ms)
 		}
@@ -314,6 +332,9 @@ func binWidth(d float64) float64 {
 // throughputPlot draws completed ops per second by type, with faults
 // shaded.
 func throughputPlot(a *analysis) ([]byte, float64, error) {
+	if a.timeless {
+		return nil, 0, errors.New("The history has no times, so throughput cannot be measured: no throughput plot.")
+	}
 	d := math.Max(seconds(a.end), 0.001)
 	w := binWidth(d)
 	n := int(math.Ceil(d/w)) + 1
@@ -440,7 +461,7 @@ func nodesPlot(a *analysis) ([]byte, error) {
 		spans = slices.DeleteFunc(slices.Clone(spans), func(s nodeSpan) bool { return !slices.Contains(nodes, s.Node) })
 	}
 	d := math.Max(seconds(a.end), 0.001)
-	p := newPlot("Node states (up unless marked)", "time since the test started (s)", "")
+	p := newPlot("Node states (up unless marked)", xLabel(a), "")
 	p.Add(faultBands{spans: a.faults})
 	lanes := nodeLanes{nodes: nodes, spans: spans, end: d}
 	p.Add(lanes)

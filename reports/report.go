@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -71,35 +72,116 @@ var reportTmpl = template.Must(template.New("report.html.tmpl").Funcs(template.F
 // report's path. A missing test.json, an unreadable log or a history cut
 // short are noted in the report, not errors.
 func Write(ctx context.Context, dir string, res *checkers.Result) (string, error) {
-	return write(ctx, dir, res, nil)
+	return write(ctx, source{out: dir, dir: dir, history: filepath.Join(dir, "history.jsonl"), info: history.FileInfo{Format: "jsonl"}}, res)
 }
 
-// Rebuild regenerates the report of the run in dir from its files alone:
-// it checks dir/history.jsonl again (with the workload and time budget of
-// test.json) to get the counterexamples and porcupine's visualizations,
-// then calls Write. It does not change results.json. Its error wraps
-// ErrNotRunDir when dir is not a run directory.
-func Rebuild(ctx context.Context, dir string) (string, *checkers.Result, error) {
-	if err := CheckRunDir(dir); err != nil {
-		return "", nil, err
+// History is a history to report on that need not come from a run
+// directory: a file recorded by another tool, converted from Jepsen or
+// written by hand.
+type History struct {
+	// Out is the directory report.html and porcupine/ are written into.
+	Out string
+	// Path is the history file. A test.json beside it, if any, gives the
+	// run's settings; without one the report says which are unknown.
+	Path string
+	// Ops are the history's operations, as read from Path.
+	Ops []history.Op
+	// Info says how Path was read (format, no times, ...).
+	Info history.FileInfo
+}
+
+// WriteHistory writes Out/report.html for the history h, whose checker
+// result is res, and returns its path. It shows what the history alone
+// tells (verdict, counterexamples, plots, the faults the history records)
+// and, without a test.json beside the history, says which settings are
+// unknown.
+func WriteHistory(ctx context.Context, h History, res *checkers.Result) (string, error) {
+	if h.Ops == nil {
+		return "", errors.New("write report: no operations")
 	}
-	meta, err := ReadMeta(dir)
+	src := source{out: h.Out, history: h.Path, ops: h.Ops, info: h.Info}
+	if d := filepath.Dir(h.Path); sameDir(d, h.Out) {
+		src.dir = d
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(h.Path), "test.json")); err == nil {
+		src.metaDir = filepath.Dir(h.Path)
+	}
+	return write(ctx, src, res)
+}
+
+// sameDir reports whether a and b name the same directory.
+func sameDir(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
+}
+
+// HistoryNames are the names of a history in a directory, in the order
+// they are looked for.
+var HistoryNames = []string{"history.jsonl", "history.edn"}
+
+// FindHistory returns the history file of path: path itself if it is a
+// file, else the first of HistoryNames in it. Its error wraps
+// ErrNotRunDir when a directory holds none.
+func FindHistory(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%s: no such file or directory: %w", path, ErrNotRunDir)
+		}
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if !fi.IsDir() {
+		return path, nil
+	}
+	for _, n := range HistoryNames {
+		if fi, err := os.Stat(filepath.Join(path, n)); err == nil && !fi.IsDir() {
+			return filepath.Join(path, n), nil
+		}
+	}
+	return "", fmt.Errorf("%s has no %s: %w (want a run directory or a directory holding a history)", path, strings.Join(HistoryNames, " or "), ErrNotRunDir)
+}
+
+// Rebuild regenerates the report of path from its files alone: a run
+// directory, a directory holding only a history (history.jsonl or
+// history.edn), or a history file (JSONL or EDN), whose report goes next
+// to it. It checks the history again (with the workload and time budget
+// of test.json, if there is one) to get the counterexamples and
+// porcupine's visualizations, then writes the report. It does not change
+// results.json. Its error wraps ErrNotRunDir when path holds no history.
+func Rebuild(ctx context.Context, path string) (string, *checkers.Result, error) {
+	hist, err := FindHistory(path)
 	if err != nil {
 		return "", nil, err
 	}
-	ops, err := history.ReadFile(filepath.Join(dir, "history.jsonl"))
+	dir := filepath.Dir(hist)
+	var opts checkers.Options
+	if meta, err := ReadMeta(dir); err == nil {
+		opts = checkers.Options{Workload: meta.Config.Workload, Timeout: meta.Config.CheckTimeout}
+	}
+	ops, info, err := history.ReadFileInfo(hist)
 	if err != nil {
 		return "", nil, err
 	}
 	if len(ops) == 0 {
-		return "", nil, fmt.Errorf("%s: the history is empty: nothing to report", filepath.Join(dir, "history.jsonl"))
+		return "", nil, fmt.Errorf("%s: the history is empty: nothing to report", hist)
 	}
-	res := checkers.Check(ctx, ops, checkers.Options{Workload: meta.Config.Workload, Timeout: meta.Config.CheckTimeout})
+	res := checkers.Check(ctx, ops, opts)
 	if ctx.Err() != nil {
 		return "", nil, ctx.Err()
 	}
-	path, err := write(ctx, dir, res, ops)
-	return path, res, err
+	out, err := WriteHistory(ctx, History{Out: dir, Path: hist, Ops: ops, Info: info}, res)
+	return out, res, err
+}
+
+// source is what a report is made from.
+type source struct {
+	out     string // directory of report.html and porcupine/
+	dir     string // directory of the run's logs, "" if they are elsewhere
+	metaDir string // directory of test.json; "" means the same as dir
+	history string // path of the history file
+	ops     []history.Op
+	info    history.FileInfo
 }
 
 // elementList is one category of set elements, for the template.
@@ -143,7 +225,30 @@ type view struct {
 	Nemesis     []nemesisView
 	MoreNemesis int
 	Logs        []logFile
+
+	// Known is false when the run's settings are unknown (no test.json).
+	Known bool
+	// Header is the line under the verdict.
+	Header string
+	// UnknownSettings names the settings a history without test.json
+	// cannot tell.
+	UnknownSettings string
+	// TimeNote says that the history has no times, or had some out of order.
+	TimeNote string
+	// Recheck is the command that checks this history again.
+	Recheck string
+	// Files are links to the files next to the report that exist.
+	Files []fileLink
+	// Kinds sums up the violations by kind.
+	Kinds []KindCount
+	// SortedFailures is the number of invalid keys.
+	InvalidKeys int
+
+	clk clock
 }
+
+// fileLink is a link to a file of the run.
+type fileLink struct{ Link, What string }
 
 type statRow struct {
 	F                      string
@@ -160,6 +265,7 @@ type violation struct {
 	Operations    int
 	Ops           []witnessOp
 	Diagram       *diagram
+	Kind          string
 	Faults        []string
 	Start         string
 	Porcupine     string
@@ -172,21 +278,35 @@ type nemesisView struct {
 	At, Took, F, Value, Error string
 }
 
-func write(ctx context.Context, dir string, res *checkers.Result, ops []history.Op) (string, error) {
+func write(ctx context.Context, src source, res *checkers.Result) (string, error) {
 	if res == nil {
 		return "", errors.New("write report: no checker result")
 	}
-	v := &view{Res: res, Generated: time.Now().UTC().Format(time.RFC3339)}
-	meta, err := ReadMeta(dir)
-	if err != nil {
-		v.MetaNote = err.Error()
+	dir := src.out
+	v := &view{Res: res, Generated: time.Now().UTC().Format(time.RFC3339), clk: clock{timeless: src.info.Timeless}}
+	metaDir := src.metaDir
+	if metaDir == "" {
+		metaDir = src.dir
+	}
+	var meta *Meta
+	if metaDir != "" {
+		if _, err := os.Stat(filepath.Join(metaDir, "test.json")); err == nil {
+			m, err := ReadMeta(metaDir)
+			if err != nil {
+				v.MetaNote = err.Error()
+			} else {
+				meta, v.Known = m, true
+			}
+		}
+	}
+	if meta == nil {
 		meta = &Meta{}
 	}
 	v.Meta = meta
 
 	// One pass over the history.
 	var next func() (history.Op, error)
-	if ops != nil {
+	if ops := src.ops; ops != nil {
 		i := 0
 		next = func() (history.Op, error) {
 			if i == len(ops) {
@@ -196,12 +316,12 @@ func write(ctx context.Context, dir string, res *checkers.Result, ops []history.
 			return ops[i-1], nil
 		}
 	} else {
-		f, err := os.Open(filepath.Join(dir, "history.jsonl"))
+		f, err := os.Open(src.history)
 		if err != nil {
 			return "", fmt.Errorf("write report: %w", err)
 		}
 		defer f.Close()
-		r := history.NewReader(f, filepath.Join(dir, "history.jsonl"))
+		r := history.NewReader(f, src.history)
 		next = r.Next
 	}
 	a, err := analyze(func() (history.Op, error) {
@@ -219,11 +339,15 @@ func write(ctx context.Context, dir string, res *checkers.Result, ops []history.
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	a.timeless = src.info.Timeless
 	v.fill(meta, res, a)
+	v.describeSource(src, a)
 
 	// Counterexamples.
 	if res.Linear != nil {
 		fails := failureOrder(res.Linear.Failures)
+		v.Kinds = ViolationKinds(res.Linear.Failures)
+		v.InvalidKeys = len(fails)
 		if len(fails) > MaxViolations {
 			v.MoreViolations = len(fails) - MaxViolations
 			fails = fails[:MaxViolations]
@@ -238,14 +362,18 @@ func write(ctx context.Context, dir string, res *checkers.Result, ops []history.
 			}
 			v.Violations = append(v.Violations, vi)
 		}
-		v.Unknown = res.Linear.Unknown
+		v.Unknown = slices.Clone(res.Linear.Unknown)
+		slices.SortStableFunc(v.Unknown, func(a, b checkers.UnknownKey) int { return CompareKeys(a.Key, b.Key) })
 		if len(v.Unknown) > maxUnknownKeys {
 			v.MoreUnknown = len(v.Unknown) - maxUnknownKeys
 			v.Unknown = v.Unknown[:maxUnknownKeys]
 		}
 	}
 	v.Set = res.Set
-	v.addExcerpts(dir, meta)
+	if src.dir != "" {
+		v.addExcerpts(src.dir, meta)
+	}
+	v.Files = filesOf(dir, src, v.Logs)
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -356,7 +484,10 @@ func (v *view) fill(m *Meta, res *checkers.Result, a *analysis) {
 		if history.IsNull(val) {
 			val = r.Plan
 		}
-		v.Nemesis = append(v.Nemesis, nemesisView{At: fmtSeconds(r.Start), Took: took, F: r.F, Value: clipLine(string(val)), Error: clipLine(r.Error)})
+		if a.timeless && r.End >= 0 {
+			took = fmt.Sprintf("%d positions", (r.End-r.Start)/history.TimelessStep)
+		}
+		v.Nemesis = append(v.Nemesis, nemesisView{At: v.clk.at(r.Start), Took: took, F: r.F, Value: clipLine(string(val)), Error: clipLine(r.Error)})
 	}
 }
 
@@ -477,9 +608,9 @@ var unsafeFile = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 // violation builds the view of one invalid key and writes its porcupine
 // visualization.
 func (v *view) violation(dir string, n int, f checkers.KeyFailure, a *analysis) (violation, error) {
-	vi := violation{N: n, ID: fmt.Sprintf("violation-%d", n), Key: f.Key, Explanation: f.Explanation, Minimal: f.Minimal,
-		WitnessOps: f.WitnessOps, Operations: f.Operations, PorcupineNote: f.VisualizationNote}
-	vi.Ops = pairWitness(f.Witness)
+	vi := violation{N: n, ID: fmt.Sprintf("violation-%d", n), Key: f.Key, Explanation: v.clk.text(f.Explanation), Minimal: f.Minimal,
+		WitnessOps: f.WitnessOps, Operations: f.Operations, PorcupineNote: f.VisualizationNote, Kind: ViolationKind(f)}
+	vi.Ops = pairWitness(f.Witness, v.clk)
 	markImpossible(vi.Ops, f.Explanation, f.ImpossibleIndex)
 	t0, t1 := int64(-1), int64(0)
 	for i := range vi.Ops {
@@ -494,7 +625,7 @@ func (v *view) violation(dir string, n int, f checkers.KeyFailure, a *analysis) 
 	}
 	if t0 >= 0 {
 		vi.Faults = a.faultsDuring(t0, t1)
-		vi.Start = fmtSeconds(t0)
+		vi.Start = v.clk.at(t0)
 	}
 	vi.Diagram = layoutDiagram(vi.Ops, a.faults)
 	if len(f.Visualization) > 0 {

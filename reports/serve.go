@@ -2,14 +2,17 @@ package reports
 
 import (
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -30,7 +33,24 @@ type RunSummary struct {
 	HasReport bool
 	// Latest marks the run store/latest points at.
 	Latest bool
+	// Status is the verdict if there is one, else "running" (its files
+	// are still being written), "interrupted" or "trouble" (it ended
+	// without a verdict).
+	Status string
+	// Reason says why a run has no verdict, when known.
+	Reason string
+	// Files are the links to the run's files that exist, report first.
+	Files []RunFile
 }
+
+// RunFile is a link to a file of a run, relative to the store.
+type RunFile struct {
+	Name, Link string
+}
+
+// runningWindow is how recently a run without an end must have written
+// its history to count as still running.
+const runningWindow = 2 * time.Minute
 
 // ListRuns lists the runs of a store directory, newest first, reading only
 // files inside fsys (a store opened with os.Root, see NewBrowser). A run
@@ -78,6 +98,7 @@ func ListRuns(fsys fs.FS) ([]RunSummary, error) {
 			if _, err := fs.Stat(fsys, p+"/"+ReportFile); err == nil {
 				r.HasReport = true
 			}
+			r.status(fsys, b)
 			runs = append(runs, r)
 		}
 	}
@@ -88,6 +109,98 @@ func ListRuns(fsys fs.FS) ([]RunSummary, error) {
 		return strings.Compare(b.Path, a.Path)
 	})
 	return runs, nil
+}
+
+// status works out the run's status, why it has no verdict, and which of
+// its files exist. meta is its test.json.
+func (r *RunSummary) status(fsys fs.FS, meta []byte) {
+	var m struct {
+		End         time.Time `json:"end"`
+		Verdict     string    `json:"verdict"`
+		Interrupted bool      `json:"interrupted"`
+		Error       string    `json:"error"`
+	}
+	_ = json.Unmarshal(meta, &m)
+	for _, f := range []RunFile{
+		{"report", ReportFile}, {"results", "results.json"}, {"history", "history.jsonl"}, {"history", "history.edn"},
+		{"test.json", "test.json"}, {"log", "jepsen.log"}, {"nodes", "nodes"},
+	} {
+		if _, err := fs.Stat(fsys, r.Path+"/"+f.Link); err == nil {
+			if f.Link == "nodes" {
+				f.Link += "/"
+			}
+			r.Files = append(r.Files, RunFile{Name: f.Name, Link: r.Path + "/" + f.Link})
+		}
+	}
+	r.Files = append(r.Files, RunFile{Name: "all files", Link: r.Path + "/"})
+	switch {
+	case r.Verdict != "":
+		r.Status = r.Verdict
+		return
+	case m.Interrupted:
+		r.Status, r.Reason = "interrupted", "stopped with Ctrl-C before a verdict"
+	case m.End.IsZero() && recentlyWritten(fsys, r.Path):
+		r.Status, r.Reason = "running", "still writing its history"
+		return
+	case m.End.IsZero():
+		r.Status, r.Reason = "trouble", "the run stopped before its end (the harness was killed or crashed)"
+	default:
+		r.Status, r.Reason = "trouble", "the run ended without a verdict"
+	}
+	if m.Error != "" {
+		r.Reason = clipLine(m.Error)
+	} else if last := lastLogError(fsys, r.Path+"/jepsen.log"); last != "" {
+		r.Reason += ": " + last
+	}
+}
+
+// recentlyWritten reports whether the run wrote a file within runningWindow.
+func recentlyWritten(fsys fs.FS, dir string) bool {
+	for _, n := range []string{"history.jsonl", "jepsen.log", "test.json"} {
+		if fi, err := fs.Stat(fsys, dir+"/"+n); err == nil && time.Since(fi.ModTime()) < runningWindow {
+			return true
+		}
+	}
+	return false
+}
+
+// maxLogTail is how much of the end of jepsen.log is read for the reason
+// a run failed.
+const maxLogTail = 16 << 10
+
+// lastLogError returns the last line of the end of a log that reports an
+// error (level ERROR, or "error" in its message), clipped; "" if none.
+func lastLogError(fsys fs.FS, name string) string {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	buf := make([]byte, min(fi.Size(), maxLogTail))
+	if s, ok := f.(io.Seeker); ok && fi.Size() > maxLogTail {
+		if _, err := s.Seek(fi.Size()-maxLogTail, io.SeekStart); err != nil {
+			return ""
+		}
+	}
+	n, _ := io.ReadFull(f, buf)
+	lines := strings.Split(string(buf[:n]), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if strings.Contains(l, "level=ERROR") || strings.Contains(strings.ToLower(l), "error") {
+			if j := strings.Index(l, "msg="); j >= 0 {
+				l = l[j+len("msg="):]
+				if q, err := strconv.QuotedPrefix(l); err == nil {
+					l, _ = strconv.Unquote(q)
+				}
+			}
+			return clipLine(l)
+		}
+	}
+	return ""
 }
 
 // Browser is the web UI of `jepsen serve`: an index of the runs of a
@@ -228,16 +341,32 @@ func (b *Browser) index(w http.ResponseWriter) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	latest := false
+	if fi, err := fs.Stat(b.fsys, "latest"); err == nil && fi.IsDir() {
+		latest = true
+	}
 	_ = indexTmpl.Execute(w, struct {
-		Runs  []RunSummary
-		Count map[string]int
-	}{runs, countVerdicts(runs)})
+		Runs   []RunSummary
+		Count  string
+		Latest bool
+	}{runs, countStatus(runs), latest})
 }
 
-func countVerdicts(runs []RunSummary) map[string]int {
+// statusOrder is the order in which the index counts the runs.
+var statusOrder = []string{"valid", "invalid", "unknown", "trouble", "interrupted", "running"}
+
+// countStatus counts the runs by status: "3 valid, 1 trouble", in
+// statusOrder, leaving out the statuses no run has.
+func countStatus(runs []RunSummary) string {
 	m := map[string]int{}
 	for _, r := range runs {
-		m[r.Verdict]++
+		m[r.Status]++
 	}
-	return m
+	var parts []string
+	for _, st := range statusOrder {
+		if m[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", m[st], st))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

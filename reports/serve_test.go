@@ -1,13 +1,16 @@
 package reports
 
 import (
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // makeStore builds a store with two runs, store/latest, and a symbolic
@@ -127,8 +130,103 @@ func TestBrowser(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if i, j := strings.Index(string(body), "20260102T030400/results.json"), strings.Index(string(body), "20260101T000000/results.json"); i < 0 || j < 0 || i > j {
+	if i, j := strings.Index(string(body), "20260102T030400/test.json"), strings.Index(string(body), "20260101T000000/test.json"); i < 0 || j < 0 || i > j {
 		t.Errorf("runs not newest first (positions %d, %d)", i, j)
+	}
+}
+
+// Runs that ended without a verdict show as such, with why, and the
+// index links only to files that exist.
+func TestBrowserTroubleRuns(t *testing.T) {
+	store := makeStore(t)
+	write := func(p, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	// Ended without a verdict: the target failed to start.
+	failed := filepath.Join(store, "brokenkv", "20260103T000000")
+	write(filepath.Join(failed, "test.json"), `{"run_id":"f1","target":"brokenkv","created":"2026-01-03T00:00:00Z","end":"2026-01-03T00:00:31Z","completed":false}`)
+	write(filepath.Join(failed, "jepsen.log"), "time=2026-01-03T00:00:01Z level=INFO msg=\"starting n1\"\ntime=2026-01-03T00:00:31Z level=ERROR msg=\"n1 never became ready: GET /health answered 404\"\n")
+	// Killed harness: no end, files old.
+	crashed := filepath.Join(store, "brokenkv", "20260104T000000")
+	write(filepath.Join(crashed, "test.json"), `{"run_id":"c1","target":"brokenkv","created":"2026-01-04T00:00:00Z"}`)
+	write(filepath.Join(crashed, "history.jsonl"), `{"type":"invoke","process":0,"f":"read","key":"k","time":1}`+"\n")
+	// Still running: no end, history written just now.
+	running := filepath.Join(store, "brokenkv", "20260105T000000")
+	write(filepath.Join(running, "test.json"), `{"run_id":"r1","target":"brokenkv","created":"2026-01-05T00:00:00Z"}`)
+	write(filepath.Join(running, "history.jsonl"), "")
+	// Interrupted.
+	stopped := filepath.Join(store, "brokenkv", "20260106T000000")
+	write(filepath.Join(stopped, "test.json"), `{"run_id":"i1","target":"brokenkv","created":"2026-01-06T00:00:00Z","end":"2026-01-06T00:00:20Z","interrupted":true}`)
+	for _, d := range []string{failed, crashed, stopped} {
+		filepath.Walk(d, func(p string, _ os.FileInfo, _ error) error { return os.Chtimes(p, old, old) })
+	}
+
+	runs, err := ListRuns(os.DirFS(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPath := map[string]RunSummary{}
+	for _, r := range runs {
+		byPath[r.Path] = r
+	}
+	for _, tt := range []struct {
+		path, status, reason string
+	}{
+		{"brokenkv/20260103T000000", "trouble", "the run ended without a verdict: n1 never became ready: GET /health answered 404"},
+		{"brokenkv/20260104T000000", "trouble", "the run stopped before its end (the harness was killed or crashed)"},
+		{"brokenkv/20260105T000000", "running", "still writing its history"},
+		{"brokenkv/20260106T000000", "interrupted", "stopped with Ctrl-C"},
+		{"synthkv/20260102T030400", "invalid", ""},
+	} {
+		r := byPath[tt.path]
+		if r.Status != tt.status || !strings.Contains(r.Reason, tt.reason) || (tt.reason == "" && r.Reason != "") {
+			t.Errorf("%s: status %q, reason %q; want %q, %q", tt.path, r.Status, r.Reason, tt.status, tt.reason)
+		}
+	}
+
+	b, err := NewBrowser(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	srv := httptest.NewServer(b)
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(body)
+	for _, want := range []string{"6 runs, newest first: 1 valid, 1 invalid, 2 trouble, 1 interrupted, 1 running.", `class="v trouble"`, "GET /health answered 404"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("index lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "unfinished") {
+		t.Error("index still says unfinished")
+	}
+	// No dead links.
+	links := regexp.MustCompile(`href="([^"]+)"`).FindAllStringSubmatch(page, -1)
+	if len(links) < 10 {
+		t.Fatalf("only %d links in the index", len(links))
+	}
+	for _, l := range links {
+		resp, err := http.Get(srv.URL + "/" + html.UnescapeString(l[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("link %s: status %d", l[1], resp.StatusCode)
+		}
 	}
 }
 

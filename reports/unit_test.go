@@ -188,7 +188,7 @@ func TestMarkImpossible(t *testing.T) {
 			"No order of these 2 operations agrees", "4"},
 	}
 	for _, tt := range tests {
-		ops := pairWitness(tt.witness)
+		ops := pairWitness(tt.witness, clock{})
 		markImpossible(ops, tt.explanation, nil)
 		var marked []string
 		for _, o := range ops {
@@ -205,7 +205,7 @@ func TestMarkImpossible(t *testing.T) {
 	for i := range ws {
 		ws[i].Index = int64(10 + i)
 	}
-	ops := pairWitness(ws)
+	ops := pairWitness(ws, clock{})
 	idx := int64(11)
 	markImpossible(ops, "read of k by process 2 returned 6", &idx)
 	if !ops[0].Impossible || ops[1].Impossible {
@@ -254,17 +254,24 @@ func TestRebuildErrors(t *testing.T) {
 	os.WriteFile(filepath.Join(badMeta, "history.jsonl"), nil, 0o644)
 	file := filepath.Join(tmp, "file")
 	os.WriteFile(file, nil, 0o644)
+	noHistory := filepath.Join(tmp, "nohistory")
+	os.MkdirAll(noHistory, 0o755)
+	os.WriteFile(filepath.Join(noHistory, "test.json"), []byte(`{}`), 0o644)
+	badEDN := filepath.Join(tmp, "bad.edn")
+	os.WriteFile(badEDN, []byte("[{:type :invoke, :f :read, :process 0}\n {:type :ok"), 0o644)
 	tests := []struct {
 		dir     string
 		notRun  bool
 		message string
 	}{
-		{filepath.Join(tmp, "missing"), true, "no such directory"},
-		{file, true, "is a file"},
-		{noMeta, true, "it has no test.json"},
+		{filepath.Join(tmp, "missing"), true, "no such file or directory"},
+		{noHistory, true, "has no history.jsonl or history.edn"},
+		{file, false, "the history is empty"},
+		{noMeta, false, "the history is empty"},
 		{empty, false, "the history is empty"},
 		{bad, false, `history.jsonl:1: missing field "process"`},
-		{badMeta, false, `test.json: field "seed" has the wrong type`},
+		{badMeta, false, `the history is empty`},
+		{badEDN, false, `bad.edn:2: bad EDN: the map that starts here is never closed`},
 	}
 	for _, tt := range tests {
 		_, _, err := Rebuild(context.Background(), tt.dir)
@@ -292,7 +299,7 @@ func TestWriteWithoutTestJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
-	for _, want := range []string{"test.json could not be read", "Valid: all", "test.json has no start time"} {
+	for _, want := range []string{"This history came without test.json", "Valid: all", "test.json has no start time"} {
 		if want == "test.json has no start time" {
 			continue // no violation, so no excerpts
 		}

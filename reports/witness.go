@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,21 +28,52 @@ type witnessOp struct {
 	Error      string
 	Impossible bool
 	comp       int64 // history index of the completion; -1 if none
+	clk        clock
 }
 
-// CallS and RetS format the times in seconds for the table.
-func (o witnessOp) CallS() string { return fmtSeconds(o.Call) }
+// CallS and RetS format the times for the table.
+func (o witnessOp) CallS() string { return o.clk.at(o.Call) }
 
 // RetS is the completion time, or "never".
 func (o witnessOp) RetS() string {
 	if o.Ret < 0 {
 		return "never completed"
 	}
-	return fmtSeconds(o.Ret)
+	return o.clk.at(o.Ret)
 }
 
+// clock formats the times of a history: seconds since the test started,
+// to the millisecond, or positions in a history without times.
+type clock struct{ timeless bool }
+
+// at formats a time: "12.301s", or "op 12" in a history without times.
+func (c clock) at(ns int64) string {
+	if c.timeless {
+		return "op " + strconv.FormatInt(ns/history.TimelessStep, 10)
+	}
+	return fmtSeconds(ns)
+}
+
+// fmtSeconds formats nanoseconds as seconds to the millisecond: "12.301s".
 func fmtSeconds(ns int64) string {
-	return strconv.FormatFloat(float64(ns)/1e9, 'f', 6, 64) + "s"
+	return strconv.FormatFloat(float64(ns)/1e9, 'f', 3, 64) + "s"
+}
+
+// timelessRE finds the times a checker wrote into an explanation of a
+// history without times, where each is a whole number of seconds.
+var timelessRE = regexp.MustCompile(`\b(\d+)\.0+s\b`)
+
+// TimelessText rewrites the times a checker wrote into a sentence about
+// a history without times ("at 12.000s" becomes "at op 12").
+func TimelessText(s string) string { return clock{timeless: true}.text(s) }
+
+// text rewrites the times of a checker's sentence for a history without
+// times ("at 12.000s" becomes "at op 12"); other histories' are kept.
+func (c clock) text(s string) string {
+	if !c.timeless {
+		return s
+	}
+	return timelessRE.ReplaceAllString(s, "op $1")
 }
 
 // shortValue renders a JSON value for a label, at most 40 characters.
@@ -68,13 +100,13 @@ func shortValue(v []byte) string {
 }
 
 // pairWitness turns the witness events into operations.
-func pairWitness(w []history.Op) []witnessOp {
+func pairWitness(w []history.Op, clk clock) []witnessOp {
 	var ops []witnessOp
 	open := map[history.Process]int{}
 	for _, e := range w {
 		if e.Type == history.Invoke {
 			open[e.Process] = len(ops)
-			ops = append(ops, witnessOp{Process: e.Process.String(), F: e.F, Call: e.Time, Ret: -1, comp: -1,
+			ops = append(ops, witnessOp{Process: e.Process.String(), F: e.F, Call: e.Time, Ret: -1, comp: -1, clk: clk,
 				Type: history.Info, Node: e.Node, Label: invokeLabel(e)})
 			continue
 		}
@@ -304,9 +336,16 @@ func layoutDiagram(ops []witnessOp, faults []faultSpan) *diagram {
 	}
 	// Ticks: about five round values of milliseconds since the test start.
 	step := niceStep(float64(hi-lo) / 5)
+	if ops[0].clk.timeless {
+		step = max(math.Round(step/float64(history.TimelessStep)), 1) * float64(history.TimelessStep)
+	}
 	first := math.Ceil(float64(lo)/step) * step
 	for t := first; t <= float64(hi); t += step {
-		d.Ticks = append(d.Ticks, diagTick{X: x(int64(t)), Label: tickLabel(t, step)})
+		label := tickLabel(t, step)
+		if ops[0].clk.timeless {
+			label = ops[0].clk.at(int64(t))
+		}
+		d.Ticks = append(d.Ticks, diagTick{X: x(int64(t)), Label: label})
 	}
 	for _, f := range faults {
 		if f.End < lo || f.Start > hi {

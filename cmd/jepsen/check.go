@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -20,53 +21,72 @@ import (
 
 func newCheckCmd() *cobra.Command {
 	var (
-		opts  checkers.Options
-		junit string
+		opts       checkers.Options
+		junit, out string
 	)
 	cmd := &cobra.Command{
-		Use:   "check HISTORY.jsonl | HISTORY.edn | RUN_DIR",
-		Short: "Check a recorded history for linearizability or lost writes",
-		Long: `Check a recorded history again, without running anything.
+		Use:   "check HISTORY.jsonl | HISTORY.edn | DIR",
+		Short: "Check a recorded history for linearizability or lost writes, and write its report",
+		Long: `Check a recorded history again, without running anything, and write its
+report.html next to it (or into --out DIR).
 
-The argument is a history in JSONL v1 (one op per line, as jepsen run writes
-it), a Jepsen history.edn of a register test, or a run directory
-(store/<target>/<time>, or store/latest), in which case its history.jsonl is
-checked and results.json is written next to it.
+The argument is a history file or a directory holding one (history.jsonl or
+history.edn): a run directory (store/<target>/<time>, or store/latest), or
+any directory. A history is JSONL v1 (one op per line, as jepsen run writes
+it) or EDN as Jepsen and Knossos write it: one op map per line or one vector
+or list of maps, maps over several lines, #jepsen.history.Op{...} records,
+keyword or string values. Ops without :time are placed by their order in the
+file, which is the real-time order; the report then counts in positions.
+Nemesis :info ops without an :invoke are given one at their own time.
+
+For a directory (or with --out), results.json is written as well. Without
+test.json beside the history, the report shows what the history tells
+(verdict, counterexamples, plots, the faults it records) and says which
+settings are unknown.
 
 The workload is detected from the operations (read/write/cas: register,
 add: set) unless --workload says otherwise.
 
-Exit codes: 0 valid, 1 invalid, 2 trouble (e.g. a malformed history),
-3 unknown (the checker ran out of time).`,
+Exit codes: 0 valid, 1 invalid, 2 trouble (e.g. a malformed history:
+FILE:LINE: what), 3 unknown (the checker ran out of time).`,
 		Example: `  jepsen check store/latest
-  jepsen check examples/histories/stale-read.jsonl
+  jepsen check examples/histories/stale-read.jsonl --out /tmp/stale
   jepsen check --timeout 5m history.edn`,
-		Args: exactArgs(1, "a history file or a run directory"),
+		Args: exactArgs(1, "a history file or a directory holding one"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return check(cmd, args[0], opts, junit)
+			return check(cmd, args[0], opts, junit, out)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Workload, "workload", "", "register or set (default: detected from the history)")
 	f.DurationVar(&opts.Timeout, "timeout", checkers.DefaultTimeout, "time budget of the whole check; keys not decided in time are unknown (exit 3)")
 	f.StringVar(&junit, "junit", "", "also write the verdict as JUnit XML to this file, for CI systems to display")
+	f.StringVar(&out, "out", "", "write report.html (and results.json) into this directory instead of next to the history")
 	return cmd
 }
 
-func check(cmd *cobra.Command, path string, opts checkers.Options, junit string) error {
+func check(cmd *cobra.Command, path string, opts checkers.Options, junit, outDir string) error {
 	if opts.Workload != "" && opts.Workload != workloads.Register && opts.Workload != workloads.Set {
 		return withCode(exitTrouble, fmt.Errorf("--workload %q: choose register or set", opts.Workload))
 	}
-	runDir := ""
 	fi, err := os.Stat(path)
 	if err != nil {
 		return withCode(exitTrouble, noFile(path, err))
 	}
+	dir := "" // where results.json goes
 	if fi.IsDir() {
-		runDir = path
-		path = filepath.Join(path, "history.jsonl")
+		dir = path
+		if path, err = reports.FindHistory(path); err != nil {
+			return withCode(exitTrouble, err)
+		}
 	}
-	ops, _, err := readHistory(path)
+	if outDir != "" {
+		if err := os.MkdirAll(outDir, 0o755); err != nil {
+			return withCode(exitTrouble, fmt.Errorf("--out: %w", err))
+		}
+		dir = outDir
+	}
+	ops, info, err := readHistory(path)
 	if err != nil {
 		return withCode(exitTrouble, err)
 	}
@@ -78,13 +98,22 @@ func check(cmd *cobra.Command, path string, opts checkers.Options, junit string)
 		return withCode(exitTrouble, fmt.Errorf("%s: %s", path, res.Error))
 	}
 	out := cmd.OutOrStdout()
-	printSummary(out, res, runDir)
-	if runDir != "" {
-		if err := harness.WriteResults(runDir, res); err != nil {
+	printHistorySummary(out, res, dir, info)
+	if dir != "" {
+		if err := harness.WriteResults(dir, res); err != nil {
 			return withCode(exitTrouble, err)
 		}
-		fmt.Fprintf(out, "Wrote %s\n", filepath.Join(runDir, "results.json"))
+		fmt.Fprintf(out, "Wrote %s\n", filepath.Join(dir, "results.json"))
 	}
+	reportDir := dir
+	if reportDir == "" {
+		reportDir = filepath.Dir(path)
+	}
+	report, err := reports.WriteHistory(cmd.Context(), reports.History{Out: reportDir, Path: path, Ops: ops, Info: info}, res)
+	if err != nil {
+		return withCode(exitTrouble, fmt.Errorf("%w (the verdict above stands; --out DIR writes the report elsewhere)", err))
+	}
+	fmt.Fprintf(out, "Wrote %s\n", report)
 	if junit != "" {
 		if err := reports.WriteJUnit(junit, res, "jepsen check "+filepath.Base(path)); err != nil {
 			return withCode(exitTrouble, fmt.Errorf("--junit: %w", err))
@@ -125,23 +154,50 @@ const maxSummaryKeys = 5
 
 // printSummary writes the verdict and what supports it.
 func printSummary(w io.Writer, res *checkers.Result, dir string) {
+	printHistorySummary(w, res, dir, history.FileInfo{})
+}
+
+// printHistorySummary writes the verdict and what supports it, saying
+// how the history was read when that matters.
+func printHistorySummary(w io.Writer, res *checkers.Result, dir string, info history.FileInfo) {
+	text := func(s string) string { return s }
+	if info.Timeless {
+		text = reports.TimelessText
+	}
 	fmt.Fprintf(w, "\n%s\n", verdictSentence(res))
 	fmt.Fprintf(w, "  workload %s, %d events, %d keys, checked in %.2fs\n", res.Workload, res.Ops, res.Keys, res.Seconds)
+	if info.Timeless {
+		fmt.Fprintf(w, "  the history has no times: the order of the file is the real-time order; \"op N\" is the N-th operation, from 0\n")
+	}
 	if l := res.Linear; l != nil {
 		fmt.Fprintf(w, "  keys: %d valid, %d invalid, %d unknown\n", l.ValidKeys, l.InvalidKeys, l.UnknownKeys)
+		if kinds := reports.ViolationKinds(l.Failures); len(kinds) > 0 {
+			parts := make([]string, len(kinds))
+			for i, k := range kinds {
+				parts[i] = k.Plural()
+			}
+			fmt.Fprintf(w, "  violations by kind: %s\n", strings.Join(parts, ", "))
+		}
 		// The smallest proofs are the easiest to read: show those first.
 		fails := slices.Clone(l.Failures)
-		slices.SortStableFunc(fails, func(a, b checkers.KeyFailure) int { return a.WitnessOps - b.WitnessOps })
+		slices.SortStableFunc(fails, func(a, b checkers.KeyFailure) int {
+			if a.WitnessOps != b.WitnessOps {
+				return a.WitnessOps - b.WitnessOps
+			}
+			return reports.CompareKeys(a.Key, b.Key)
+		})
 		for i, f := range fails {
 			if i == maxSummaryKeys {
-				fmt.Fprintf(w, "  ... and %d more invalid keys (all of them are in results.json)\n", len(fails)-i)
+				fmt.Fprintf(w, "  ... and %d more invalid keys (all of them are in results.json and the report)\n", len(fails)-i)
 				break
 			}
-			fmt.Fprintf(w, "  ✗ key %s (%d ops in the smallest proof of %d checked): %s\n", f.Key, f.WitnessOps, f.Operations, f.Explanation)
+			fmt.Fprintf(w, "  ✗ key %s, %s: %s (of %d on this key): %s\n", f.Key, reports.ViolationKind(f), proves(f.WitnessOps), f.Operations, text(f.Explanation))
 		}
-		for i, u := range l.Unknown {
+		unknown := slices.Clone(l.Unknown)
+		slices.SortStableFunc(unknown, func(a, b checkers.UnknownKey) int { return reports.CompareKeys(a.Key, b.Key) })
+		for i, u := range unknown {
 			if i == maxSummaryKeys {
-				fmt.Fprintf(w, "  ... and %d more undecided keys\n", len(l.Unknown)-i)
+				fmt.Fprintf(w, "  ... and %d more undecided keys\n", len(unknown)-i)
 				break
 			}
 			fmt.Fprintf(w, "  ? key %s: %s\n", u.Key, u.Reason)
@@ -153,4 +209,12 @@ func printSummary(w io.Writer, res *checkers.Result, dir string) {
 	if dir != "" {
 		fmt.Fprintf(w, "  run directory: %s\n", dir)
 	}
+}
+
+// proves says how many operations prove a violation: "2 operations prove it".
+func proves(n int) string {
+	if n == 1 {
+		return "1 operation proves it"
+	}
+	return fmt.Sprintf("%d operations prove it", n)
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,7 +52,7 @@ default; stop it with Ctrl-C.`,
 				defer cancel()
 				_ = srv.Shutdown(sctx)
 			}()
-			fmt.Fprintf(cmd.OutOrStdout(), "Serving the store %s at http://%s/ (Ctrl-C to stop)\n", store, ln.Addr())
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", servingLine(store, ln.Addr().String()))
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return withCode(exitTrouble, fmt.Errorf("serve: %w", err))
 			}
@@ -61,4 +63,22 @@ default; stop it with Ctrl-C.`,
 	f.StringVar(&store, "store", "store", "the store directory that jepsen run writes")
 	f.StringVar(&addr, "addr", "127.0.0.1:8080", "HOST:PORT to listen on")
 	return cmd
+}
+
+// servingLine is the line serve prints when it starts: "Serving store/
+// (3 runs) at http://127.0.0.1:8080/ (Ctrl-C to stop)".
+func servingLine(store, addr string) string {
+	dir := strings.TrimSuffix(store, string(filepath.Separator)) + string(filepath.Separator)
+	runs := ""
+	if rs, err := reports.ListRuns(os.DirFS(store)); err == nil {
+		switch len(rs) {
+		case 0:
+			runs = " (no runs yet)"
+		case 1:
+			runs = " (1 run)"
+		default:
+			runs = fmt.Sprintf(" (%d runs)", len(rs))
+		}
+	}
+	return fmt.Sprintf("Serving %s%s at http://%s/ (Ctrl-C to stop)", dir, runs, addr)
 }
