@@ -15,11 +15,17 @@
 //     descriptor of the file; so does a write to a file opened with O_SYNC
 //     or O_DSYNC, or with RWF_DSYNC: the kernel follows each with an
 //     fsync);
-//   - the node calls sync(2) or syncfs(2): the kernel does not forward
-//     these to a FUSE server (Linux sends FUSE_SYNCFS to virtiofs only;
-//     checked on 6.18), so Exec installs a seccomp filter in the node's
-//     process that passes them on (see Exec); without it they make
-//     nothing durable;
+//   - the node calls sync(2) or syncfs(2), which make every file of the
+//     mount durable. The kernel does not forward these to a FUSE server
+//     (Linux sends FUSE_SYNCFS to virtiofs only; checked on 6.18), so
+//     Exec installs a seccomp filter in the node's process (inherited by
+//     its threads and children) that reports them to the server, which
+//     syncs the mount before the call proceeds. syncfs on a file of
+//     another filesystem of the node counts too (the filter does not
+//     look at the descriptor). The filter needs no_new_privs, which Exec
+//     sets: the command cannot gain privileges through set-user-ID
+//     files. Where seccomp is refused, Exec says so on stderr and sync
+//     and syncfs make nothing durable;
 //   - the Mount holds more than Options.MaxCached bytes: the files holding
 //     most are written back, as the kernel writes back dirty pages under
 //     memory pressure;

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -63,6 +64,8 @@ type ExecConfig struct {
 	Timeout time.Duration // for the server to mount it
 	Argv    []string      // the node's command
 	Env     []string      // its environment
+	// NoSyncRelay leaves sync and syncfs unseen (no seccomp filter).
+	NoSyncRelay bool
 }
 
 // Exec runs in a node's container before its command: it hands the
@@ -106,6 +109,20 @@ func Exec(cfg ExecConfig) error {
 	path, err := lookPath(cfg.Argv[0], cfg.Env)
 	if err != nil {
 		return fmt.Errorf("durafs exec: %w", err)
+	}
+	// The filter is the calling thread's: this goroutine stays on it
+	// until the exec.
+	runtime.LockOSThread()
+	if cfg.NoSyncRelay {
+		// nothing
+	} else if lfd, err := installSyncFilter(); err != nil {
+		fmt.Fprintf(os.Stderr, "durafs exec: sync and syncfs will make nothing durable: %v\n", err)
+	} else {
+		_, err := call(cfg.Socket, request{Op: "relay", Node: cfg.Node}, []int{lfd}, cfg.Timeout, cfg.Timeout)
+		unix.Close(lfd)
+		if err != nil {
+			return err
+		}
 	}
 	return fmt.Errorf("durafs exec %s: %w", path, unix.Exec(path, cfg.Argv, cfg.Env))
 }

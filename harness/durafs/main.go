@@ -23,7 +23,7 @@ const DefaultSocket = "/run/durafs/durafs.sock"
 //	durafs serve  [--socket PATH] [--sync-backing] [--max-cached BYTES]
 //	    run the server (in the helper container, with /dev/fuse and
 //	    CAP_SYS_ADMIN) until SIGTERM/SIGINT
-//	durafs exec   --socket PATH --node NAME --dir DIR [--timeout 60s] -- COMMAND...
+//	durafs exec   --socket PATH --node NAME --dir DIR [--timeout 60s] [--no-sync-relay] -- COMMAND...
 //	    in a node's container: have DIR mounted, then exec COMMAND
 //	durafs status [--socket PATH]   print what the server holds, as JSON
 //	durafs probe  [--socket PATH]   ask the server whether it can mount
@@ -40,6 +40,7 @@ func Main(args []string, stdout io.Writer) error {
 	node := fs.String("node", "", "exec: this node's name")
 	dir := fs.String("dir", "", "exec: the data directory")
 	timeout := fs.Duration("timeout", time.Minute, "exec: how long to wait for the mount")
+	noSync := fs.Bool("no-sync-relay", false, "exec: do not pass sync and syncfs on (no seccomp filter)")
 	syncBacking := fs.Bool("sync-backing", false, "serve: fdatasync the backing file on every durable write")
 	maxCached := fs.Int64("max-cached", DefaultMaxCached, "serve: unsynced bytes held per mount before writing back")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -59,7 +60,8 @@ func Main(args []string, stdout io.Writer) error {
 		if *node == "" || *dir == "" {
 			return errors.New("durafs exec: --node and --dir are required")
 		}
-		return Exec(ExecConfig{Socket: *socket, Node: *node, Dir: *dir, Timeout: *timeout, Argv: rest, Env: os.Environ()})
+		return Exec(ExecConfig{Socket: *socket, Node: *node, Dir: *dir, Timeout: *timeout, Argv: rest, Env: os.Environ(),
+			NoSyncRelay: *noSync})
 	case "status", "probe":
 		if len(rest) != 0 {
 			return fmt.Errorf("durafs %s: unexpected arguments %q", cmd, rest)

@@ -27,7 +27,7 @@ import (
 // request is one message to the server, one JSON line on a connection of
 // its unix socket; attach also carries two file descriptors.
 type request struct {
-	Op   string `json:"op"`             // probe, attach, power-loss, await, files, corrupt, status
+	Op   string `json:"op"`             // probe, attach, relay, power-loss, await, files, corrupt, status
 	Node string `json:"node,omitempty"` // the node acted on
 	// Dir is the data directory in the node's mount namespace (attach).
 	Dir string `json:"dir,omitempty"`
@@ -202,7 +202,7 @@ func (s *server) handle(req request, fds []int) reply {
 	fail := func(format string, args ...any) reply {
 		return reply{Error: fmt.Sprintf(format, args...)}
 	}
-	if req.Op != "attach" {
+	if req.Op != "attach" && req.Op != "relay" {
 		closeFds()
 	}
 	if req.Op != "probe" && req.Op != "status" && req.Node == "" {
@@ -222,6 +222,22 @@ func (s *server) handle(req request, fds []int) reply {
 		if err := s.attach(req.Node, req.Dir, fds[0], fds[1]); err != nil {
 			return fail("%v", err)
 		}
+		return reply{}
+	case "relay":
+		if len(fds) != 1 {
+			closeFds()
+			return fail("relay %s: want 1 file descriptor (a seccomp listener), got %d", req.Node, len(fds))
+		}
+		ns := s.node(req.Node)
+		go serveSyncs(fds[0], func() error {
+			ns.mu.Lock()
+			cur := ns.cur
+			ns.mu.Unlock()
+			if cur == nil || isDone(cur) {
+				return nil
+			}
+			return cur.SyncAll()
+		}, s.logf)
 		return reply{}
 	case "power-loss":
 		ns := s.node(req.Node)
