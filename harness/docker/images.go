@@ -256,7 +256,11 @@ func readBuildStream(r io.Reader) (string, error) {
 
 // BuildDockerfile builds dir with the local daemon's classic builder (no
 // BuildKit frontend) using dockerfile (relative to dir; "" means
-// "Dockerfile"). The context honours dir/.dockerignore. The image is tagged
+// "Dockerfile"). If the Dockerfile's leading comments hold a line
+// "# jepsen-prepare: CMD", CMD is first run with sh -c in dir (to generate
+// the context offline, e.g. copy a Debian package's binary and libraries);
+// its failure fails the build with its last line of output. The context
+// honours dir/.dockerignore. The image is tagged
 // jepsen-target/NAME:HASH by the hash of the context and reused when the
 // context did not change. A failed build returns the builder's output.
 func BuildDockerfile(ctx context.Context, dir, dockerfile string) (string, error) {
@@ -267,8 +271,14 @@ func BuildDockerfile(ctx context.Context, dir, dockerfile string) (string, error
 	if dockerfile == "" {
 		dockerfile = "Dockerfile"
 	}
-	if _, err := os.Stat(filepath.Join(dir, dockerfile)); err != nil {
+	df, err := os.ReadFile(filepath.Join(dir, dockerfile))
+	if err != nil {
 		return "", fmt.Errorf("build %s: %w", dir, err)
+	}
+	if cmd := PrepareCommand(df); cmd != "" {
+		if err := runPrepare(ctx, dir, dockerfile, cmd); err != nil {
+			return "", err
+		}
 	}
 	tmp, err := os.CreateTemp("", "jepsen-context-*.tar")
 	if err != nil {
@@ -431,4 +441,46 @@ func SelfImage(ctx context.Context, binary string) (string, error) {
 		files = append(files, ctxFile{Name: "rootfs" + d, Mode: 0o755, Data: b})
 	}
 	return buildFiles(ctx, c, SelfRepoPrefix+sanitizeRepo(filepath.Base(binary)), "self", files)
+}
+
+// prepareDirective starts the Dockerfile comment naming a command to run
+// before the build (see BuildDockerfile).
+const prepareDirective = "jepsen-prepare:"
+
+// PrepareCommand returns CMD of a "# jepsen-prepare: CMD" line among the
+// leading comment (and blank) lines of a Dockerfile, or "".
+func PrepareCommand(dockerfile []byte) string {
+	for _, line := range strings.Split(string(dockerfile), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if !strings.HasPrefix(line, "#") {
+			return ""
+		}
+		if c, ok := strings.CutPrefix(strings.TrimSpace(line[1:]), prepareDirective); ok {
+			return strings.TrimSpace(c)
+		}
+	}
+	return ""
+}
+
+// runPrepare runs a Dockerfile's prepare command in dir.
+func runPrepare(ctx context.Context, dir, dockerfile, command string) error {
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	last := ""
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			last = l
+		}
+	}
+	if last == "" {
+		last = err.Error()
+	}
+	return fmt.Errorf("build %s: %q (the %s line of %s) failed: %s", dir, command, prepareDirective, dockerfile, last)
 }
