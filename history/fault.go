@@ -1,12 +1,15 @@
 package history
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // Nemesis op names (the f of a nemesis op), as recorded in the history.
@@ -47,7 +50,8 @@ type Fault struct {
 	// down (kill, power-loss or corrupt).
 	Kind string `json:"kind,omitempty"`
 	// Targets are the nodes acted on: killed, paused, restarted, whose
-	// clock was shifted, or that are cut off from some node (partition).
+	// clock was shifted, or that are cut off from some node (partition);
+	// for a packet fault, its nodes (empty: every node).
 	Targets []string `json:"nodes,omitempty"`
 	// Grudge says, for each node, the nodes whose packets it drops
 	// (partition).
@@ -282,7 +286,7 @@ func DecodeFault(op Op) (Fault, error) {
 		return out, nil
 	}
 	bad := func(want string, err error) (Fault, error) {
-		return Fault{}, fmt.Errorf("%s value %s is not %s: %v", op.F, truncate(op.Value, 60), want, err)
+		return Fault{}, fmt.Errorf("%s value %s is not %s: %v", printable(op.F), oneLineValue(op.Value), want, err)
 	}
 	if !known {
 		if err := json.Unmarshal(op.Value, &out); err != nil {
@@ -341,6 +345,24 @@ func DecodeFault(op Op) (Fault, error) {
 	return out, nil
 }
 
+// printable returns s, quoted if it holds a character that does not print
+// (a newline, ...).
+func printable(s string) string {
+	if strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// oneLineValue returns the start of the JSON value v on one line.
+func oneLineValue(v json.RawMessage) string {
+	var b bytes.Buffer
+	if json.Compact(&b, v) != nil {
+		return strconv.Quote(truncate(v, 60))
+	}
+	return printable(truncate(b.Bytes(), 60))
+}
+
 // parseDuration reads a duration written as a string ("1.5s"); empty is 0.
 func parseDuration(what, s string) (time.Duration, error) {
 	if s == "" {
@@ -348,7 +370,7 @@ func parseDuration(what, s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("%s: bad duration %s", what, strconv.Quote(s))
+		return 0, fmt.Errorf("%s: bad duration %s", printable(what), strconv.Quote(s))
 	}
 	return d, nil
 }
