@@ -113,6 +113,9 @@ type Result struct {
 	Set *SetResult `json:"set,omitempty"`
 	// Stats counts the history's events.
 	Stats Stats `json:"stats"`
+	// Interrupted says when the run was interrupted ("interrupted at
+	// 23.4 s"): the history is a prefix of the planned one.
+	Interrupted string `json:"interrupted,omitempty"`
 	// Problems are what kept the run from testing the store (see
 	// Problem); with any, the verdict is not valid.
 	Problems []Problem `json:"problems,omitempty"`

@@ -24,6 +24,7 @@ import (
 	"github.com/jepsen-go/jepsen/harness/agent"
 	"github.com/jepsen-go/jepsen/harness/docker"
 	"github.com/jepsen-go/jepsen/history"
+	"github.com/jepsen-go/jepsen/nemesis"
 	"github.com/jepsen-go/jepsen/reports"
 	"github.com/jepsen-go/jepsen/targets"
 	"github.com/jepsen-go/jepsen/workloads"
@@ -101,6 +102,9 @@ type Config struct {
 	// Terminal makes progress a live status line rather than a line every
 	// 5 seconds.
 	Terminal bool `json:"-"`
+	// Abort, once done (a second Ctrl-C), skips the check of a run whose
+	// context was cancelled; nil means never.
+	Abort context.Context `json:"-"`
 }
 
 // Defaults of a run.
@@ -151,6 +155,9 @@ func (c *Config) fill() {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+	if c.Abort == nil {
+		c.Abort = context.Background()
+	}
 }
 
 // Outcome is what a finished run found.
@@ -179,6 +186,13 @@ type run struct {
 
 	proto     targets.Protocol
 	protoOpts map[string]string
+	def       *workloads.Def
+	work      workloads.Workload
+	faults    []nemesis.Kind
+	tornDown  bool
+	// interrupted is when ctx was first seen cancelled, in ns since the
+	// history began; 0 if it was not.
+	interrupted int64
 
 	clientsMu sync.Mutex
 	clients   map[string]targets.Conn // by endpoint
@@ -187,41 +201,23 @@ type run struct {
 // Run performs one test run and returns its outcome. Errors are a
 // *TroubleError (no verdict), ErrInterrupted, or an I/O error writing the
 // store. Everything created in Docker is removed on every path.
+//
+// When ctx is cancelled (Ctrl-C) the run heals and tears down as on any
+// path, then still checks the history recorded so far and writes its
+// results and report, marked interrupted, unless cfg.Abort is done too (a
+// second Ctrl-C): it returns that outcome together with ErrInterrupted.
 func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 	cfg.fill()
 	r := &run{cfg: cfg}
-	if err := r.loadTarget(); err != nil {
+	if err := r.prepare(); err != nil {
 		return nil, err
-	}
-	if r.cfg.Nodes <= 0 {
-		r.cfg.Nodes = r.spec.Nodes
-	}
-	if r.cfg.Concurrency <= 0 {
-		r.cfg.Concurrency = 2 * r.cfg.Nodes
-	}
-	def, err := workloads.Lookup(r.cfg.Workload)
-	if err != nil {
-		return nil, &TroubleError{Err: err}
-	}
-	ops, err := def.ParseOps(r.cfg.Ops)
-	if err != nil {
-		return nil, trouble("--ops: %w", err)
-	}
-	w, err := workloads.New(def.Name, workloads.Options{Seed: r.cfg.Seed, Concurrency: r.cfg.Concurrency, OpsPerKey: r.cfg.OpsPerKey, Ops: ops})
-	if err != nil {
-		return nil, &TroubleError{Err: err}
-	}
-	faults, err := parseFaults(r.cfg.Nemesis)
-	if err != nil {
-		return nil, &TroubleError{Err: err}
 	}
 	if err := r.openStore(); err != nil {
 		return nil, err
 	}
 	defer r.closeLog()
-	r.progressf("jepsen: testing %s with %d nodes, workload %s, nemesis %s, seed %d", r.spec.Name, r.cfg.Nodes, w.Name(), r.cfg.Nemesis, r.cfg.Seed)
+	r.progressf("jepsen: testing %s with %d nodes, workload %s, nemesis %s, seed %d", r.spec.Name, r.cfg.Nodes, r.work.Name(), r.cfg.Nemesis, r.cfg.Seed)
 	r.progressf("jepsen: run directory %s", r.dir)
-
 	defer func() {
 		r.meta.End = time.Now()
 		if werr := r.meta.write(r.dir); werr != nil && err == nil {
@@ -235,23 +231,82 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 		}
 		return nil, err
 	}
-	// From here on the cluster exists: tear it down on every path.
-	tornDown := false
-	teardown := func() {
-		if tornDown {
-			return
-		}
-		tornDown = true
-		r.closeClients()
-		t0 := time.Now()
-		if cerr := r.cluster.Close(context.WithoutCancel(ctx)); cerr != nil {
-			r.log.Error("teardown", "err", cerr)
-		}
-		r.meta.phase("teardown", t0)
-		r.log.Info("teardown done", "seconds", time.Since(t0).Seconds())
+	defer r.teardown(ctx) // on every path; a no-op once done
+	exits, err := r.exercise(ctx)
+	r.teardown(ctx)
+	if err != nil {
+		return nil, err
 	}
-	defer teardown()
+	if r.interrupted == 0 {
+		return r.verdict(ctx, exits)
+	}
+	r.progressf("jepsen: interrupted at %.1f s; the cluster was torn down", time.Duration(r.interrupted).Seconds())
+	if r.cfg.Abort.Err() != nil {
+		return nil, ErrInterrupted
+	}
+	r.progressf("jepsen: checking the history recorded so far (Ctrl-C again to skip)")
+	out, err := r.verdict(r.cfg.Abort, exits)
+	if err != nil || r.cfg.Abort.Err() != nil {
+		return nil, ErrInterrupted
+	}
+	return out, ErrInterrupted
+}
 
+// prepare loads the target and the workload and checks the settings.
+func (r *run) prepare() error {
+	if err := r.loadTarget(); err != nil {
+		return err
+	}
+	if r.cfg.Nodes <= 0 {
+		r.cfg.Nodes = r.spec.Nodes
+	}
+	if r.cfg.Concurrency <= 0 {
+		r.cfg.Concurrency = 2 * r.cfg.Nodes
+	}
+	def, err := workloads.Lookup(r.cfg.Workload)
+	if err != nil {
+		return &TroubleError{Err: err}
+	}
+	ops, err := def.ParseOps(r.cfg.Ops)
+	if err != nil {
+		return trouble("--ops: %w", err)
+	}
+	w, err := workloads.New(def.Name, workloads.Options{Seed: r.cfg.Seed, Concurrency: r.cfg.Concurrency, OpsPerKey: r.cfg.OpsPerKey, Ops: ops})
+	if err != nil {
+		return &TroubleError{Err: err}
+	}
+	r.def, r.work = def, w
+	if r.faults, err = parseFaults(r.cfg.Nemesis); err != nil {
+		return &TroubleError{Err: err}
+	}
+	return nil
+}
+
+// phase runs f and records its timing in test.json as name.
+func (r *run) phase(name string, f func() error) error {
+	t0 := time.Now()
+	err := f()
+	r.meta.phase(name, t0)
+	return err
+}
+
+// stopped reports whether ctx was cancelled (Ctrl-C), noting when the
+// first time.
+func (r *run) stopped(ctx context.Context) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	if r.interrupted == 0 && r.rec != nil {
+		r.interrupted = max(1, r.rec.Now())
+	}
+	return true
+}
+
+// exercise records the history: the clients and the nemesis until the
+// time limit, healing, recovery and the workload's final phase. It stops
+// early, healed, when ctx is cancelled (see stopped). It returns the
+// nodes that died on their own, as problems.
+func (r *run) exercise(ctx context.Context) ([]checkers.Problem, error) {
 	r.meta.Start = time.Now()
 	rec, err := NewRecorder(filepath.Join(r.dir, "history.jsonl"), r.meta.Start)
 	if err != nil {
@@ -259,7 +314,6 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 	}
 	r.rec = rec
 	defer rec.Close()
-
 	if r.cfg.MetricsAddr != "" {
 		m, err := startMetrics(r.cfg.MetricsAddr)
 		if err != nil {
@@ -270,20 +324,47 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 		rec.observe = m.observe
 		m.nodesUp.Set(float64(r.cfg.Nodes))
 	}
-
-	nem, err := r.newNemesis(ctx, faults)
+	nem, err := r.newNemesis(ctx, r.faults)
 	if err != nil {
-		if ctx.Err() != nil {
+		if r.stopped(ctx) {
 			return nil, ErrInterrupted
 		}
 		return nil, err
 	}
+	dial := r.dialer()
+	var threads []*thread
+	_ = r.phase("run", func() error {
+		threads = r.mainPhase(ctx, nem, dial)
+		return nil
+	})
+	if nem != nil {
+		_ = r.phase("heal", func() error {
+			if herr := nem.Heal(context.WithoutCancel(ctx)); herr != nil {
+				r.log.Error("heal", "err", herr)
+				r.progressf("jepsen: warning: healing failed: %v", herr)
+			}
+			return nil
+		})
+		r.meta.Nemesis = nem.Actions()
+	}
+	if fin, ok := r.work.(workloads.Finisher); ok && !r.stopped(ctx) {
+		r.finalPhase(ctx, fin, nem != nil, threads, dial)
+	}
+	r.stopped(ctx)
+	exits := r.nodeExits()
+	if err := rec.Close(); err != nil {
+		return nil, err
+	}
+	return exits, nil
+}
 
-	// The main phase: clients and nemesis until the time limit.
-	t0 := time.Now()
+// mainPhase runs the clients and the nemesis until the time limit or ctx
+// ends, and returns the client threads.
+func (r *run) mainPhase(ctx context.Context, nem nemesisRunner, dial Dialer) []*thread {
 	gen, stopGen := context.WithTimeout(ctx, r.cfg.TimeLimit)
 	defer stopGen()
 	stopProgress := r.startProgress(gen, nem)
+	defer stopProgress()
 	var nemWG sync.WaitGroup
 	if nem != nil {
 		nemWG.Add(1)
@@ -296,45 +377,35 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 	if r.cfg.Rate > 0 {
 		limiter = rate.NewLimiter(rate.Limit(r.cfg.Rate), max(1, int(r.cfg.Rate/10)))
 	}
-	dial := r.dialer()
-	threads := runClients(gen, ctx, w, r.cluster.Nodes(), dial, rec, clientOptions{
+	threads := runClients(gen, ctx, r.work, r.cluster.Nodes(), dial, r.rec, clientOptions{
 		Concurrency: r.cfg.Concurrency, OpTimeout: r.cfg.OpTimeout, Limiter: limiter,
 	})
+	r.stopped(ctx)
 	nemWG.Wait()
-	stopProgress()
-	r.meta.phase("run", t0)
+	return threads
+}
 
-	// Heal, settle, final phase.
-	if nem != nil {
-		t0 = time.Now()
-		if herr := nem.Heal(context.WithoutCancel(ctx)); herr != nil {
-			r.log.Error("heal", "err", herr)
-			r.progressf("jepsen: warning: healing failed: %v", herr)
+// finalPhase lets the healed cluster recover, then runs the workload's
+// final phase.
+func (r *run) finalPhase(ctx context.Context, fin workloads.Finisher, faulted bool, threads []*thread, dial Dialer) {
+	if r.cfg.Recovery > 0 && faulted {
+		r.progressf("jepsen: faults healed; letting the cluster recover for %s", r.cfg.Recovery)
+		_ = r.phase("recovery", func() error {
+			pause(ctx, r.cfg.Recovery)
+			return nil
+		})
+		if r.stopped(ctx) {
+			return
 		}
-		r.meta.phase("heal", t0)
-		r.meta.Nemesis = nem.Actions()
 	}
-	if ctx.Err() != nil {
-		return nil, ErrInterrupted
-	}
-	if fin, ok := w.(workloads.Finisher); ok {
-		if r.cfg.Recovery > 0 && nem != nil {
-			r.progressf("jepsen: faults healed; letting the cluster recover for %s", r.cfg.Recovery)
-			t0 = time.Now()
-			select {
-			case <-ctx.Done():
-				return nil, ErrInterrupted
-			case <-time.After(r.cfg.Recovery):
-			}
-			r.meta.phase("recovery", t0)
-		}
-		t0 = time.Now()
-		done, total := fin.Final(ctx, workloads.FinalEnv{
+	var done, total int
+	_ = r.phase("final", func() error {
+		done, total = fin.Final(ctx, workloads.FinalEnv{
 			Nodes:        r.cluster.Nodes(),
 			Threads:      finalConcurrency(len(threads)),
 			FirstProcess: nextProcess(threads),
 			Invoke: func(ctx context.Context, p int, node string, inv workloads.Invocation) history.Op {
-				return invoke(ctx, rec, dial(node), node, p, inv, r.cfg.OpTimeout)
+				return invoke(ctx, r.rec, dial(node), node, p, inv, r.cfg.OpTimeout)
 			},
 			Stall: finalStall,
 			Progress: func(done, total int) {
@@ -345,31 +416,51 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 				r.progressf("  final reads: %d of %d keys read", done, total)
 			},
 		})
-		r.meta.phase("final", t0)
-		if done < total && ctx.Err() == nil {
-			r.progressf("jepsen: final phase: gave up after %s without a successful read; %d of %d keys were read",
-				finalStall, done, total)
-		}
-		if ctx.Err() != nil {
-			return nil, ErrInterrupted
-		}
+		return nil
+	})
+	if done < total && !r.stopped(ctx) {
+		r.progressf("jepsen: final phase: gave up after %s without a successful read; %d of %d keys were read",
+			finalStall, done, total)
 	}
-	exits := r.nodeExits()
-	if err := rec.Close(); err != nil {
+}
+
+// teardown removes the cluster, once.
+func (r *run) teardown(ctx context.Context) {
+	if r.tornDown || r.cluster == nil {
+		return
+	}
+	r.tornDown = true
+	r.closeClients()
+	_ = r.phase("teardown", func() error {
+		t0 := time.Now()
+		if cerr := r.cluster.Close(context.WithoutCancel(ctx)); cerr != nil {
+			r.log.Error("teardown", "err", cerr)
+		}
+		r.log.Info("teardown done", "seconds", time.Since(t0).Seconds())
+		return nil
+	})
+}
+
+// verdict checks the recorded history and writes results.json, test.json
+// and the report. ctx bounds the check.
+func (r *run) verdict(ctx context.Context, exits []checkers.Problem) (*Outcome, error) {
+	var res *checkers.Result
+	err := r.phase("check", func() error {
+		r.progressf("jepsen: checking %d ops", r.rec.Ops())
+		hist, err := history.ReadFile(filepath.Join(r.dir, "history.jsonl"))
+		if err != nil {
+			return fmt.Errorf("read back the history: %w", err)
+		}
+		res = checkers.Check(ctx, hist, checkers.Options{Checker: r.def.Checker, Timeout: r.cfg.CheckTimeout})
+		res.AddProblems(exits...)
+		if r.interrupted > 0 {
+			res.Interrupted = fmt.Sprintf("interrupted at %.1f s", time.Duration(r.interrupted).Seconds())
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	teardown()
-
-	// Check.
-	t0 = time.Now()
-	r.progressf("jepsen: checking %d ops", rec.Ops())
-	hist, err := history.ReadFile(filepath.Join(r.dir, "history.jsonl"))
-	if err != nil {
-		return nil, fmt.Errorf("read back the history: %w", err)
-	}
-	res := checkers.Check(ctx, hist, checkers.Options{Checker: def.Checker, Timeout: r.cfg.CheckTimeout})
-	res.AddProblems(exits...)
-	r.meta.phase("check", t0)
 	if ctx.Err() != nil {
 		return nil, ErrInterrupted
 	}
@@ -381,20 +472,21 @@ func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 	out := &Outcome{Dir: r.dir, Result: res, Seed: r.cfg.Seed}
 
 	// The report reads test.json: bring it up to date first.
-	t0 = time.Now()
-	r.meta.End = t0
+	r.meta.End = time.Now()
 	if err := r.meta.write(r.dir); err != nil {
 		return nil, err
 	}
-	report, err := reports.Write(ctx, r.dir, res)
-	if err != nil {
-		// The verdict stands; the report can be made again with jepsen report.
-		r.log.Error("report", "err", err)
-		r.progressf("jepsen: warning: could not write the report: %v (run jepsen report %s)", err, r.dir)
-	} else {
+	_ = r.phase("report", func() error {
+		report, err := reports.Write(ctx, r.dir, res)
+		if err != nil {
+			// The verdict stands; the report can be made again with jepsen report.
+			r.log.Error("report", "err", err)
+			r.progressf("jepsen: warning: could not write the report: %v (run jepsen report %s)", err, r.dir)
+			return nil
+		}
 		out.Report = report
-	}
-	r.meta.phase("report", t0)
+		return nil
+	})
 	return out, nil
 }
 
@@ -538,19 +630,22 @@ func (r *run) startCluster(ctx context.Context) error {
 
 	nodes := r.spec.NodeNames(r.cfg.Nodes)
 	r.progressf("jepsen: starting %d nodes", len(nodes))
-	var cmdErr error
+	// Commands are made here, not in the callback that Start calls from
+	// one goroutine per node.
+	cmds := make(map[string][]string, len(nodes))
+	for _, node := range nodes {
+		cmd, err := r.spec.CommandFor(node, nodes)
+		if err != nil {
+			return trouble("%s: %w", r.spec.Name, err)
+		}
+		cmds[node] = cmd
+	}
 	t0 = time.Now()
 	c, err := docker.Start(ctx, docker.Config{
-		RunID: r.meta.RunID,
-		Image: ref,
-		Nodes: nodes,
-		Command: func(node string) []string {
-			cmd, err := r.spec.CommandFor(node, nodes)
-			if err != nil && cmdErr == nil {
-				cmdErr = err
-			}
-			return cmd
-		},
+		RunID:   r.meta.RunID,
+		Image:   ref,
+		Nodes:   nodes,
+		Command: func(node string) []string { return cmds[node] },
 		Env:     func(node string) []string { return r.spec.EnvFor(node, nodes, r.cfg.Env) },
 		Port:    r.spec.Port,
 		DataDir: r.spec.DataDir,
@@ -565,12 +660,6 @@ func (r *run) startCluster(ctx context.Context) error {
 		LogDir:       filepath.Join(r.dir, "nodes"),
 		Logf:         func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) },
 	})
-	if cmdErr != nil {
-		if c != nil {
-			c.Close(context.WithoutCancel(ctx))
-		}
-		return trouble("%s: %w", r.spec.Name, cmdErr)
-	}
 	if err != nil {
 		return trouble("start %s: %w", r.spec.Name, err)
 	}

@@ -80,8 +80,9 @@ verdict), 3 unknown (the checker ran out of time), 130 interrupted.`,
 			if f, ok := cfg.Progress.(*os.File); ok {
 				cfg.Terminal = term.IsTerminal(int(f.Fd()))
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, abort, stop := interrupts(cmd.Context())
 			defer stop()
+			cfg.Abort = abort
 			return runMany(ctx, cmd.OutOrStdout(), cfg, uint64(seed), runs, junit)
 		},
 	}
@@ -159,6 +160,13 @@ func runMany(ctx context.Context, out io.Writer, cfg harness.Config, seed uint64
 		o, err := harness.Run(ctx, c)
 		if err != nil {
 			if errors.Is(err, harness.ErrInterrupted) {
+				if o != nil {
+					printSummary(out, o.Result, o.Dir)
+					if o.Report != "" {
+						fmt.Fprintf(out, "  report: %s\n", o.Report)
+					}
+					return withCode(exitInterrupted, fmt.Errorf("%s: the verdict covers the history recorded until then; the cluster was torn down", o.Result.Interrupted))
+				}
 				return withCode(exitInterrupted, errors.New("interrupted; the cluster was torn down"))
 			}
 			return withCode(exitTrouble, err)
@@ -246,4 +254,35 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// interrupts returns a context cancelled by the first SIGINT or SIGTERM
+// and one cancelled by the second (which skips the check of the
+// interrupted run); stop releases the signal handler.
+func interrupts(parent context.Context) (first, second context.Context, stop func()) {
+	first, cancel1 := context.WithCancel(parent)
+	second, cancel2 := context.WithCancel(context.WithoutCancel(parent))
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for n := 0; n < 2; n++ {
+			select {
+			case <-ch:
+			case <-done:
+				return
+			}
+			if n == 0 {
+				cancel1()
+			} else {
+				cancel2()
+			}
+		}
+	}()
+	return first, second, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel1()
+		cancel2()
+	}
 }
