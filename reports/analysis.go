@@ -308,7 +308,24 @@ func (a *analysis) buildFaults(known map[string]bool) {
 			for _, n := range ns {
 				startNode(n, state, r.F, r.Start)
 			}
-		case "start", "resume":
+		case "start", "stop":
+			// Jepsen's generic nemesis (a partition, most often) logs
+			// :start and :stop with no node list; ours logs start with the
+			// nodes it restarts after a kill.
+			if _, killed := openFault["kill"]; r.F == "start" && (killed || nodeList(done(r)) != nil) {
+				ns := nodeList(done(r))
+				endFault("kill", end, ns, false)
+				for _, n := range ns {
+					endNode(n, "killed", end)
+				}
+				continue
+			}
+			if r.F == "start" {
+				startFault("nemesis", "nemesis", r.Start, nil)
+			} else {
+				endFault("nemesis", end, nil, true)
+			}
+		case "resume":
 			kind := map[string]string{"start": "kill", "resume": "pause"}[r.F]
 			state := map[string]string{"start": "killed", "resume": "paused"}[r.F]
 			ns := nodeList(done(r))

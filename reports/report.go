@@ -228,6 +228,8 @@ type view struct {
 
 	// Known is false when the run's settings are unknown (no test.json).
 	Known bool
+	// Timeless is true when the history has no times.
+	Timeless bool
 	// Header is the line under the verdict.
 	Header string
 	// UnknownSettings names the settings a history without test.json
@@ -283,7 +285,7 @@ func write(ctx context.Context, src source, res *checkers.Result) (string, error
 		return "", errors.New("write report: no checker result")
 	}
 	dir := src.out
-	v := &view{Res: res, Generated: time.Now().UTC().Format(time.RFC3339), clk: clock{timeless: src.info.Timeless}}
+	v := &view{Res: res, Generated: time.Now().UTC().Format(time.RFC3339), clk: clock{timeless: src.info.Timeless}, Timeless: src.info.Timeless}
 	metaDir := src.metaDir
 	if metaDir == "" {
 		metaDir = src.dir

@@ -236,9 +236,9 @@ func (k KindCount) Plural() string {
 // CompareKeys orders keys naturally: runs of digits compare as numbers,
 // so that k2 comes before k10.
 func CompareKeys(a, b string) int {
+	tie := 0 // fewer leading zeros first, if nothing else differs
 	for a != "" && b != "" {
-		da, db := isDigit(a[0]), isDigit(b[0])
-		if da && db {
+		if isDigit(a[0]) && isDigit(b[0]) {
 			na, ra := digitRun(a)
 			nb, rb := digitRun(b)
 			ta, tb := strings.TrimLeft(na, "0"), strings.TrimLeft(nb, "0")
@@ -248,8 +248,8 @@ func CompareKeys(a, b string) int {
 			if c := strings.Compare(ta, tb); c != 0 {
 				return c
 			}
-			if len(na) != len(nb) { // fewer leading zeros first
-				return len(na) - len(nb)
+			if tie == 0 {
+				tie = len(na) - len(nb)
 			}
 			a, b = ra, rb
 			continue
@@ -259,7 +259,10 @@ func CompareKeys(a, b string) int {
 		}
 		a, b = a[1:], b[1:]
 	}
-	return len(a) - len(b)
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return tie
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

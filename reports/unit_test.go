@@ -308,3 +308,89 @@ func TestWriteWithoutTestJSON(t *testing.T) {
 		}
 	}
 }
+
+// A report of an EDN history with nothing beside it: what the history
+// tells, the settings it cannot, and positions for times.
+func TestWriteHistoryEDN(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string
+		not  []string
+	}{
+		{"../history/testdata/knossos-list-stale.edn",
+			[]string{"This history has no times", "read of r by process 2 returned 1 at op 5", "<td>op 4</td>", "stale read", "positions of the history",
+				"settings unknown: no test.json", "No fault is recorded in the history", `<a href="h.edn">h.edn</a>`},
+			[]string{"0.000000", "Reproduce this run", `href="results.json"`, `href="test.json"`}},
+		{"../history/testdata/jepsen-nemesis.edn",
+			[]string{"start ×2, stop ×2 (the nemesis operations of the history)", "during nemesis", "impossible cas failure", "4 nemesis operations had no invocation", "cas 1→2 on r by process 1 failed at 0.007s"},
+			[]string{"This history has no times"}},
+	}
+	for _, tt := range tests {
+		t.Run(filepath.Base(tt.file), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "h.edn")
+			b, err := os.ReadFile(tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(path, b, 0o644)
+			ops, info, err := history.ReadFileInfo(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := checkers.Check(context.Background(), ops, checkers.Options{})
+			out, err := WriteHistory(context.Background(), History{Out: dir, Path: path, Ops: ops, Info: info}, res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := os.ReadFile(out)
+			for _, w := range tt.want {
+				if !strings.Contains(string(page), w) {
+					t.Errorf("report lacks %q", w)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(string(page), w) {
+					t.Errorf("report has %q", w)
+				}
+			}
+		})
+	}
+}
+
+func TestCompareKeys(t *testing.T) {
+	keys := []string{"k10", "k2", "k1", "a", "k02", "k100", "b3x10", "b3x9", "", "k2a", "10", "9"}
+	slices.SortFunc(keys, CompareKeys)
+	want := []string{"", "9", "10", "a", "b3x9", "b3x10", "k1", "k2", "k02", "k2a", "k10", "k100"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("got %q, want %q", keys, want)
+	}
+}
+
+func TestViolationKinds(t *testing.T) {
+	idx := func(i int64) *int64 { return &i }
+	read := func(v string) []history.Op {
+		return []history.Op{{Index: 0, Type: history.Invoke, F: "read"}, {Index: 1, Type: history.OK, F: "read", Value: json.RawMessage(v)}}
+	}
+	cas := func(typ history.Type) []history.Op {
+		return []history.Op{{Index: 0, Type: history.Invoke, F: "cas"}, {Index: 1, Type: typ, F: "cas"}}
+	}
+	fails := []checkers.KeyFailure{
+		{Key: "k10", Witness: read("1"), ImpossibleIndex: idx(1), Explanation: "read ... returned 1, but write 2 had completed"},
+		{Key: "k2", Witness: read("1"), ImpossibleIndex: idx(1)},
+		{Key: "k3", Witness: read("null"), ImpossibleIndex: idx(1)},
+		{Key: "k4", Witness: read("7"), ImpossibleIndex: idx(1), Explanation: "read of k4 returned 7 at 1s, but no operation had written 7 to k4 before then."},
+		{Key: "k5", Witness: cas(history.OK), ImpossibleIndex: idx(1)},
+		{Key: "k6", Witness: cas(history.Fail), ImpossibleIndex: idx(1)},
+		{Key: "k7", Witness: read("1")},
+	}
+	got := ViolationKinds(fails)
+	var parts []string
+	for _, k := range got {
+		parts = append(parts, k.Plural()+" "+strings.Join(k.Keys, ","))
+	}
+	want := "2 stale reads k2,k10|1 lost write k3|1 read of a value never written k4|1 impossible cas k5|1 impossible cas failure k6|1 no single order k7"
+	if strings.Join(parts, "|") != want {
+		t.Errorf("got  %s\nwant %s", strings.Join(parts, "|"), want)
+	}
+}
