@@ -122,9 +122,12 @@ func untested(ops []history.Op, fs []string) []Problem {
 		if op.Error == "" || faultLike(op.Error) {
 			continue
 		}
-		t.errs[op.Error]++
-		if _, ok := t.first[op.Error]; !ok {
-			t.first[op.Error] = int64(i)
+		// Details after "; " (the body's first bytes) differ from op to
+		// op; the cause before them is what repeats.
+		cause, _, _ := strings.Cut(op.Error, "; ")
+		t.errs[cause]++
+		if _, ok := t.first[cause]; !ok {
+			t.first[cause] = int64(i)
 		}
 	}
 	var out []Problem
@@ -141,8 +144,13 @@ func untested(ops []history.Op, fs []string) []Problem {
 		}
 		switch {
 		case top != "" && float64(t.errs[top]) > storeErrorShare*float64(t.total):
-			out = append(out, Problem{Kind: ProblemStoreError, F: f, Count: t.errs[top], Total: t.total, Error: top, Example: t.first[top],
-				Message: fmt.Sprintf("%d of %d %s: %s (the store's answers break the protocol; see docs/protocol.md)", t.errs[top], t.total, plural(f), top)})
+			ex := t.first[top]
+			msg := fmt.Sprintf("%d of %d %s: %s", t.errs[top], t.total, plural(f), top)
+			if full := ops[ex].Error; full != top {
+				msg += " (for example: " + strings.TrimPrefix(full, top+"; ") + ")"
+			}
+			out = append(out, Problem{Kind: ProblemStoreError, F: f, Count: t.errs[top], Total: t.total, Error: ops[ex].Error, Example: ex,
+				Message: msg + "; the store's answers break the protocol: see docs/protocol.md"})
 		case t.answered == 0:
 			msg := fmt.Sprintf("none of %d %s succeeded", t.total, plural(f))
 			if t.lastErr != "" {

@@ -22,7 +22,6 @@ import (
 
 	"github.com/jepsen-go/jepsen/checkers"
 	"github.com/jepsen-go/jepsen/harness/agent"
-	"github.com/jepsen-go/jepsen/harness/docker"
 	"github.com/jepsen-go/jepsen/history"
 	"github.com/jepsen-go/jepsen/nemesis"
 	"github.com/jepsen-go/jepsen/reports"
@@ -92,6 +91,8 @@ type Config struct {
 	CheckTimeout time.Duration `json:"check_timeout"`
 	// ReadyTimeout bounds the wait for each node to become ready.
 	ReadyTimeout time.Duration `json:"ready_timeout"`
+	// Backend runs the nodes (cmd/jepsen gives Docker's).
+	Backend Backend `json:"-"`
 	// Binary is the jepsen executable put into images for the embedded
 	// reference store and the fault agents; "" means os.Executable().
 	Binary string `json:"-"`
@@ -181,7 +182,7 @@ type run struct {
 	logFile *os.File
 	meta    *testMeta
 	rec     *Recorder
-	cluster *docker.Cluster
+	cluster Cluster
 	metrics *metrics
 
 	proto     targets.Protocol
@@ -209,6 +210,9 @@ type run struct {
 func Run(ctx context.Context, cfg Config) (_ *Outcome, err error) {
 	cfg.fill()
 	r := &run{cfg: cfg}
+	if cfg.Backend == nil {
+		return nil, trouble("no backend to run the nodes (harness.Config.Backend is nil)")
+	}
 	if err := r.prepare(); err != nil {
 		return nil, err
 	}
@@ -565,20 +569,13 @@ func (r *run) buildImage(ctx context.Context) (string, error) {
 	if r.cfg.TargetDir == "" {
 		return r.selfImage(ctx)
 	}
-	var (
-		ref string
-		err error
-	)
 	switch b := r.spec.Build; {
 	case b.Go != "":
 		r.progressf("jepsen: building %s (go build %s)", r.spec.Name, b.Go)
-		ref, err = docker.BuildGo(ctx, r.spec.Dir, b.Go)
 	case b.Dockerfile != "":
 		r.progressf("jepsen: building %s (docker build -f %s)", r.spec.Name, b.Dockerfile)
-		ref, err = docker.BuildDockerfile(ctx, r.spec.Dir, b.Dockerfile)
-	default:
-		ref, err = b.Image, docker.EnsureImage(ctx, b.Image)
 	}
+	ref, err := r.cfg.Backend.Image(ctx, r.spec.Dir, r.spec.Build)
 	if err != nil {
 		return "", trouble("build %s: %w", r.spec.Name, err)
 	}
@@ -595,7 +592,7 @@ func (r *run) selfImage(ctx context.Context) (string, error) {
 		}
 		bin = exe
 	}
-	ref, err := docker.SelfImage(ctx, bin)
+	ref, err := r.cfg.Backend.SelfImage(ctx, bin)
 	if err != nil {
 		return "", trouble("build the image of the jepsen binary: %w", err)
 	}
@@ -603,13 +600,13 @@ func (r *run) selfImage(ctx context.Context) (string, error) {
 }
 
 func (r *run) startCluster(ctx context.Context) error {
-	if err := docker.Available(ctx); err != nil {
-		return trouble("docker: %w", err)
+	if err := r.cfg.Backend.Available(ctx); err != nil {
+		return &TroubleError{Err: err}
 	}
 	t0 := time.Now()
-	if rep, err := docker.Sweep(ctx, docker.SweepOptions{}); err != nil {
+	if rep, err := r.cfg.Backend.Sweep(ctx); err != nil {
 		r.log.Warn("sweep of leftovers failed", "err", err)
-	} else if !rep.Empty() {
+	} else if rep != "" {
 		r.progressf("jepsen: cleaned up after crashed runs: %s", rep)
 	}
 	if n, err := agent.SweepSocketDirs(agent.SocketDirMinAge); err != nil {
@@ -641,12 +638,16 @@ func (r *run) startCluster(ctx context.Context) error {
 		cmds[node] = cmd
 	}
 	t0 = time.Now()
-	c, err := docker.Start(ctx, docker.Config{
+	env := make(map[string][]string, len(nodes))
+	for _, node := range nodes {
+		env[node] = r.spec.EnvFor(node, nodes, r.cfg.Env)
+	}
+	c, err := r.cfg.Backend.Start(ctx, ClusterConfig{
 		RunID:   r.meta.RunID,
 		Image:   ref,
 		Nodes:   nodes,
-		Command: func(node string) []string { return cmds[node] },
-		Env:     func(node string) []string { return r.spec.EnvFor(node, nodes, r.cfg.Env) },
+		Command: cmds,
+		Env:     env,
 		Port:    r.spec.Port,
 		DataDir: r.spec.DataDir,
 		Ready: func(ctx context.Context, node, endpoint string) error {
@@ -658,7 +659,7 @@ func (r *run) startCluster(ctx context.Context) error {
 		},
 		ReadyTimeout: r.cfg.ReadyTimeout,
 		LogDir:       filepath.Join(r.dir, "nodes"),
-		Logf:         func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) },
+		Log:          r.log,
 	})
 	if err != nil {
 		return trouble("start %s: %w", r.spec.Name, err)

@@ -83,6 +83,7 @@ verdict), 3 unknown (the checker ran out of time), 130 interrupted.`,
 			ctx, abort, stop := interrupts(cmd.Context())
 			defer stop()
 			cfg.Abort = abort
+			cfg.Backend = dockerBackend{}
 			return runMany(ctx, cmd.OutOrStdout(), cfg, uint64(seed), runs, junit)
 		},
 	}

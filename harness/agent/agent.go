@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jepsen-go/jepsen/harness/backend"
 	"io"
 	"net"
 	"os"
@@ -28,7 +29,7 @@ import (
 // Cluster is what a Pool needs from the cluster. *docker.Cluster satisfies
 // it.
 type Cluster interface {
-	RunSidecar(ctx context.Context, node string, s docker.Sidecar) (string, error)
+	RunSidecar(ctx context.Context, node string, s backend.Sidecar) (string, error)
 	Exec(ctx context.Context, containerID string, cmd []string) ([]byte, error)
 	RemoveContainer(ctx context.Context, id string) error
 	// Running reports whether node's container runs.
@@ -191,7 +192,7 @@ func (p *Pool) start(ctx context.Context, node string) (string, error) {
 	if p.cfg.Image == "" {
 		return "", fmt.Errorf("%s %s: no agent image configured", p.cfg.Name, node)
 	}
-	sc := docker.Sidecar{
+	sc := backend.Sidecar{
 		Name:     fmt.Sprintf("%s-%d", p.cfg.Name, time.Now().UnixNano()%1e9),
 		Image:    p.cfg.Image,
 		Cmd:      p.command("serve"),

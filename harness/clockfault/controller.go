@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jepsen-go/jepsen/harness/backend"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/jepsen-go/jepsen/harness/agent"
-	"github.com/jepsen-go/jepsen/harness/docker"
 )
 
 // Cluster is what the Controller needs from the cluster: sidecars in a
@@ -18,7 +18,7 @@ import (
 // *docker.Cluster satisfies it.
 type Cluster interface {
 	Nodes() []string
-	RunSidecar(ctx context.Context, node string, s docker.Sidecar) (string, error)
+	RunSidecar(ctx context.Context, node string, s backend.Sidecar) (string, error)
 	Exec(ctx context.Context, containerID string, cmd []string) ([]byte, error)
 	RemoveContainer(ctx context.Context, id string) error
 	Running(ctx context.Context, node string) (bool, error)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jepsen-go/jepsen/harness/backend"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -77,24 +78,9 @@ type Config struct {
 }
 
 // Sidecar describes a helper container that shares a node's network
-// namespace (and optionally its PID namespace), e.g. a fault agent.
-type Sidecar struct {
-	// Name distinguishes the sidecar; the container is named
-	// jepsen-RUN-NODE-NAME (a counter is used if empty).
-	Name string
-	// Image is a local image, e.g. from SelfImage.
-	Image string
-	// Cmd is the command; nil runs the image's default.
-	Cmd []string
-	// Env is the environment, KEY=VALUE.
-	Env []string
-	// CapAdd lists extra capabilities, e.g. NET_ADMIN.
-	CapAdd []string
-	// SharePID also joins the node's PID namespace.
-	SharePID bool
-	// Binds are bind mounts, HOST_DIR:CONTAINER_DIR.
-	Binds []string
-}
+// namespace (and optionally its PID namespace), e.g. a fault agent; the
+// container is named jepsen-RUN-NODE-NAME.
+type Sidecar = backend.Sidecar
 
 // Cluster is a running set of nodes of one run. Its methods are safe for
 // concurrent use.
@@ -337,16 +323,7 @@ func (c *Cluster) createNode(ctx context.Context, n *node) error {
 }
 
 // Exit is a node's process ending when no Kill, Stop or Close asked it to.
-type Exit struct {
-	// Node is the node's name.
-	Node string
-	// Code is the process's exit status (137 for SIGKILL).
-	Code int64
-	// At is when the daemon saw it end.
-	At time.Time
-	// Log holds the node's last log lines.
-	Log []string
-}
+type Exit = backend.Exit
 
 // watchExit records the end of n's current lifetime as an Exit unless a
 // Kill, Stop or Close expected it. Call it after each start of n.

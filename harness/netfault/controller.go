@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jepsen-go/jepsen/harness/backend"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/jepsen-go/jepsen/harness/agent"
-	"github.com/jepsen-go/jepsen/harness/docker"
 	"github.com/jepsen-go/jepsen/nemesis"
 )
 
@@ -22,7 +22,7 @@ import (
 type Cluster interface {
 	Nodes() []string
 	IP(node string) netip.Addr
-	RunSidecar(ctx context.Context, node string, s docker.Sidecar) (string, error)
+	RunSidecar(ctx context.Context, node string, s backend.Sidecar) (string, error)
 	Exec(ctx context.Context, containerID string, cmd []string) ([]byte, error)
 	RemoveContainer(ctx context.Context, id string) error
 	Running(ctx context.Context, node string) (bool, error)
