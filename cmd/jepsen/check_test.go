@@ -67,8 +67,13 @@ func TestCheckExitCodes(t *testing.T) {
 		{"../../examples/histories/stale-read.jsonl", 1, "read of k1 by process 2 returned 1"},
 		{"../../history/testdata/independent.edn", 1, "cas 3→4 on 0 by process 0 failed"},
 		{"../../history/testdata/register.edn", 0, "VALID"},
+		{"../../history/testdata/knossos-vector.edn", 0, "VALID"},
+		{"../../history/testdata/knossos-list-stale.edn", 1, "read of r by process 2 returned 1 at op 5"},
+		{"../../history/testdata/jepsen-nemesis.edn", 1, "✗ key r, impossible cas failure: 2 operations prove it (of 3 on this key)"},
+		{"testdata/handwritten.jsonl", 1, "violations by kind: 2 stale reads"},
 	} {
-		r := jepsen(t, ctx, "check", tt.file)
+		// --out keeps the reports out of the repository.
+		r := jepsen(t, ctx, "check", "--out", t.TempDir(), tt.file)
 		if r.code != tt.code || !strings.Contains(r.stdout, tt.out) {
 			t.Errorf("check %s: exit %d (want %d)\n%s%s", tt.file, r.code, tt.code, r.stdout, r.stderr)
 		}
