@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jepsen-go/jepsen/harness/clockfault"
@@ -24,6 +25,18 @@ type nemesisRunner interface {
 	Active() []string
 	// Actions is the record of what was done, for test.json.
 	Actions() any
+}
+
+// kindNames joins kinds as --nemesis takes them ("none" for none).
+func kindNames(kinds []nemesis.Kind) string {
+	if len(kinds) == 0 {
+		return "none"
+	}
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ",")
 }
 
 // parseFaults parses --nemesis.
@@ -77,12 +90,21 @@ func (r *run) newNemesis(ctx context.Context, kinds []nemesis.Kind) (nemesisRunn
 			Image: image,
 			Logf:  func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) },
 		})
-		// Refuse to run rather than run with a silent no-op fault.
+		// Refuse to run rather than run with a silent no-op fault; the
+		// default mix goes on without clock faults, and says so.
 		if err := f.clock.Check(ctx); err != nil {
 			f.clock.Close(ctx)
-			return nil, trouble("clock faults cannot work here: %w", err)
+			if !r.defaultFaults {
+				return nil, trouble("clock faults cannot work here: %w", err)
+			}
+			r.progressf("jepsen: warning: no clock faults in this run: they cannot work here (%v)", err)
+			f.clock = nil
+			kinds = slices.DeleteFunc(slices.Clone(kinds), func(k nemesis.Kind) bool { return k == nemesis.KindClock })
+			r.cfg.Nemesis = kindNames(kinds)
+			r.meta.Config.Nemesis = r.cfg.Nemesis
+		} else {
+			clocks = f.clock
 		}
-		clocks = f.clock
 	}
 	n, err := nemesis.New(r.cluster, network, nemesis.Options{
 		Kinds:    kinds,

@@ -54,7 +54,9 @@ type Config struct {
 	// Ops are the ops the clients issue, comma-separated (register:
 	// a subset of read,write,cas); "" means all the workload has.
 	Ops string `json:"ops,omitempty"`
-	// Nemesis lists the fault kinds, comma-separated, or "none".
+	// Nemesis lists the fault kinds, comma-separated, or "none"; ""
+	// means the default mix (DefaultFaults), without clock faults where
+	// they cannot work.
 	Nemesis string `json:"nemesis"`
 	// NemesisInterval is the time between a fault and its healing, and
 	// between healing and the next fault of the same family.
@@ -129,9 +131,6 @@ func (c *Config) fill() {
 	if c.Workload == "" {
 		c.Workload = workloads.Register
 	}
-	if c.Nemesis == "" {
-		c.Nemesis = "none"
-	}
 	if c.TimeLimit <= 0 {
 		c.TimeLimit = DefaultTimeLimit
 	}
@@ -191,6 +190,8 @@ type run struct {
 	work      workloads.Workload
 	faults    []nemesis.Kind
 	tornDown  bool
+	// defaultFaults is set when --nemesis was not given.
+	defaultFaults bool
 	// interrupted is when ctx was first seen cancelled, in ns since the
 	// history began; 0 if it was not.
 	interrupted int64
@@ -280,10 +281,35 @@ func (r *run) prepare() error {
 		return &TroubleError{Err: err}
 	}
 	r.def, r.work = def, w
+	if r.cfg.Nemesis == "" {
+		r.defaultFaults = true
+		r.cfg.Nemesis = kindNames(nemesis.Kinds)
+	}
 	if r.faults, err = parseFaults(r.cfg.Nemesis); err != nil {
 		return &TroubleError{Err: err}
 	}
+	r.warnShortRun()
 	return nil
+}
+
+// warnShortRun says when the time limit leaves a family of faults no
+// time to act.
+func (r *run) warnShortRun() {
+	if len(r.faults) == 0 {
+		return
+	}
+	first := nemesis.FirstFaults(r.faults, r.cfg.NemesisInterval)
+	var late []string
+	for fam, at := range first {
+		if at >= r.cfg.TimeLimit {
+			late = append(late, fmt.Sprintf("%s (first at %s)", fam, at.Round(100*time.Millisecond)))
+		}
+	}
+	if len(late) > 0 {
+		slices.Sort(late)
+		r.progressf("jepsen: warning: --time-limit %s is too short for --nemesis-interval %s: no %s fault will happen; give a longer --time-limit or a shorter --nemesis-interval",
+			r.cfg.TimeLimit, r.cfg.NemesisInterval, strings.Join(late, ", "))
+	}
 }
 
 // phase runs f and records its timing in test.json as name.

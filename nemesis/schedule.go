@@ -218,7 +218,7 @@ func (n *Nemesis) familyOf(k Kind) int {
 // family of the enabled kinds (network: partition and packet; process:
 // kill, pause, power-loss and corrupt; clock) runs its own schedule: a
 // random fault of the family, the interval, its healing, the interval,
-// and again. Clock offsets are not healed between faults, so the clock
+// and again, the first fault after a warm-up (Warmup). Clock offsets are not healed between faults, so the clock
 // family acts every interval instead (bump, strobe or reset). The
 // families start staggered by a share of the interval, so their faults
 // overlap without starting together. Every action is recorded into sink
@@ -239,39 +239,40 @@ func (n *Nemesis) Run(ctx context.Context, sink func(history.Op)) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n.runFamily(ctx, i, n.opts.Interval*time.Duration(j)/time.Duration(len(active)))
+			n.runFamily(ctx, i, firstFault(j, len(active), n.opts.Interval))
 		}()
 	}
 	wg.Wait()
 	return n.Heal(ctx)
 }
 
-// runFamily runs the schedule of family i, starting after the phase.
-func (n *Nemesis) runFamily(ctx context.Context, i int, phase time.Duration) {
-	if !sleep(ctx, phase) {
+// runFamily runs the schedule of family i, whose first fault starts after
+// first.
+func (n *Nemesis) runFamily(ctx context.Context, i int, first time.Duration) {
+	if !sleep(ctx, first) {
 		return
 	}
 	for {
-		if !sleep(ctx, n.opts.Interval) {
-			return
-		}
 		// A fault that has begun is carried through even if the run ends
 		// meanwhile (bounded by HealTimeout): cut off half-way it would be
 		// recorded as failed and be half-installed; Heal follows anyway.
 		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.HealTimeout)
 		_ = n.injectFamily(ictx, i)
 		cancel()
-		if n.families[i].persistent {
-			continue
-		}
 		if !sleep(ctx, n.opts.Interval) {
 			return
+		}
+		if n.families[i].persistent {
+			continue
 		}
 		// Healing is not cut short by the end of the run: a half-started
 		// node would only need healing again.
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.HealTimeout)
 		_ = n.heal(hctx, n.families[i].kinds, false)
 		cancel()
+		if !sleep(ctx, n.opts.Interval) {
+			return
+		}
 	}
 }
 

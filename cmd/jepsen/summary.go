@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/jepsen-go/jepsen/checkers"
+	"github.com/jepsen-go/jepsen/history"
 )
 
 // verdictSentence says the verdict in one line a learner understands,
@@ -72,16 +74,39 @@ func printSetSummary(w io.Writer, s *checkers.SetResult) {
 // printProblems lists, each on a new line, what kept the run from testing
 // the store, and says when no fault was injected.
 func printProblems(w io.Writer, res *checkers.Result) {
-	if len(res.Problems) > 0 || res.Valid == checkers.Valid && res.Stats.Nemesis == 0 {
-		fmt.Fprintln(w)
-	}
+	fmt.Fprintln(w)
 	for _, p := range res.Problems {
 		fmt.Fprintf(w, "  ! %s\n", p.Message)
 		for _, l := range p.Log {
 			fmt.Fprintf(w, "      %s\n", l)
 		}
 	}
+	if f := faultCounts(res); f != "" {
+		fmt.Fprintf(w, "  faults injected: %s\n", f)
+	}
 	if res.Valid == checkers.Valid && res.Stats.Nemesis == 0 {
 		fmt.Fprintln(w, "  note: no faults were injected: this run says nothing about fault tolerance (try --nemesis partition,kill,pause,clock).")
 	}
+}
+
+// healFs are the nemesis actions that end a fault rather than start one.
+var healFs = map[string]bool{
+	"stop-partition": true, "stop-packet": true, "resume": true, "start": true, "reset-clock": true,
+	history.FRead: true, history.FWrite: true, history.FCAS: true, history.FAdd: true,
+}
+
+// faultCounts names the faults a history holds with their counts, e.g.
+// "bump-clock 2, kill 1, start-partition 2"; "" if none.
+func faultCounts(res *checkers.Result) string {
+	if res.Stats.Nemesis == 0 {
+		return ""
+	}
+	var parts []string
+	for f, byType := range res.Stats.ByF {
+		if n := byType[history.Invoke]; n > 0 && !healFs[f] {
+			parts = append(parts, fmt.Sprintf("%s %d", f, n))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }
