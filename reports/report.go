@@ -230,6 +230,8 @@ type view struct {
 	Known bool
 	// Timeless is true when the history has no times.
 	Timeless bool
+	// Interrupted says that the run was stopped early, and when.
+	Interrupted string
 	// Header is the line under the verdict.
 	Header string
 	// UnknownSettings names the settings a history without test.json
@@ -554,6 +556,12 @@ func verdictSentence(res *checkers.Result, a *analysis) (class, sentence string)
 			}
 		}
 		under = "under " + strings.Join(kinds, ", ") + " faults"
+	}
+	if res.Valid == checkers.Unknown && len(res.Problems) > 0 {
+		return "unknown", "Unknown: this run could not really test the store: " + strings.TrimSuffix(res.Problems[0].Message, ".") + "."
+	}
+	if len(a.faults) == 0 {
+		under += ": this run says nothing about fault tolerance"
 	}
 	switch res.Valid {
 	case checkers.Valid:

@@ -117,7 +117,7 @@ func (r *RunSummary) status(fsys fs.FS, meta []byte) {
 	var m struct {
 		End         time.Time `json:"end"`
 		Verdict     string    `json:"verdict"`
-		Interrupted bool      `json:"interrupted"`
+		Interrupted any       `json:"interrupted"`
 		Error       string    `json:"error"`
 	}
 	_ = json.Unmarshal(meta, &m)
@@ -136,8 +136,13 @@ func (r *RunSummary) status(fsys fs.FS, meta []byte) {
 	switch {
 	case r.Verdict != "":
 		r.Status = r.Verdict
+		if why, ok := m.Interrupted.(string); ok && why != "" {
+			r.Reason = clipLine(why)
+		} else if m.Interrupted == true {
+			r.Reason = "interrupted"
+		}
 		return
-	case m.Interrupted:
+	case m.Interrupted != nil && m.Interrupted != false && m.Interrupted != "":
 		r.Status, r.Reason = "interrupted", "stopped with Ctrl-C before a verdict"
 	case m.End.IsZero() && recentlyWritten(fsys, r.Path):
 		r.Status, r.Reason = "running", "still writing its history"

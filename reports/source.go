@@ -33,6 +33,7 @@ func (v *view) describeSource(src source, a *analysis) {
 		v.Header = fmt.Sprintf("%s (%s) · %s workload · settings unknown: no test.json", filepath.Base(src.history), format, res.Workload)
 		v.UnknownSettings = unknownSettings
 		v.Sentence = strings.Replace(v.Sentence, "with no faults injected", "with no fault recorded in the history", 1)
+		v.Sentence = strings.Replace(v.Sentence, ": this run says nothing about fault tolerance", "", 1)
 		faults := "none recorded in the history"
 		if len(a.rows) > 0 {
 			faults = nemesisSummary(a.rows) + " (the nemesis operations of the history)"
@@ -61,6 +62,10 @@ func (v *view) describeSource(src source, a *analysis) {
 		notes = append(notes, fmt.Sprintf("%d nemesis operations had no invocation (Jepsen logs nemesis actions as :info alone); each was given one at its own time.", n))
 	}
 	v.TimeNote = strings.Join(notes, " ")
+	if res.Interrupted != "" {
+		v.Title += " (interrupted)"
+		v.Interrupted = "Interrupted (" + res.Interrupted + "): this verdict covers the history recorded until then, not the whole planned run."
+	}
 }
 
 // nemesisSummary counts the nemesis actions by f: "start ×3, stop ×3".

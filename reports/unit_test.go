@@ -394,3 +394,36 @@ func TestViolationKinds(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", strings.Join(parts, "|"), want)
 	}
 }
+
+// An interrupted run and a run with problems say so at the top.
+func TestReportInterruptedAndProblems(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "history.jsonl")
+	b, err := os.ReadFile("../examples/histories/valid.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, b, 0o644)
+	ops, info, err := history.ReadFileInfo(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := checkers.Check(context.Background(), ops, checkers.Options{})
+	res.Interrupted = "interrupted at 23.4 s"
+	res.Valid = checkers.Unknown
+	res.Problems = []checkers.Problem{{Kind: checkers.ProblemNodeExit, Node: "n1", Message: "n1 exited with status 1 at 0.1 s; no fault was acting on it", Log: []string{"panic: boom"}}}
+	out, err := WriteHistory(context.Background(), History{Out: dir, Path: path, Ops: ops, Info: info}, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := os.ReadFile(out)
+	for _, w := range []string{
+		"Interrupted (interrupted at 23.4 s): this verdict covers the history recorded until then",
+		"Unknown: this run could not really test the store: n1 exited with status 1 at 0.1 s; no fault was acting on it.",
+		`<section id="problems">`, "panic: boom", "(interrupted)</title>",
+	} {
+		if !strings.Contains(string(page), w) {
+			t.Errorf("report lacks %q", w)
+		}
+	}
+}
