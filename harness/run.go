@@ -1,7 +1,7 @@
 // Package harness runs one test: it loads the target, builds its image,
 // starts the cluster, runs the clients and the nemesis for the time limit,
 // heals, runs the final phase, stops the cluster, checks the history and
-// writes the store directory (DESIGN.md section 5).
+// writes the run directory (README.md, "What a run leaves behind").
 package harness
 
 import (

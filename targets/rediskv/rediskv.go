@@ -19,7 +19,7 @@
 // # Errors
 //
 // Only what surely did not take effect is fail; everything else is info
-// (indeterminate), as DESIGN.md section 2 requires:
+// (indeterminate), as docs/history.md requires:
 //
 //	no connection could be made (dial refused or timed out,  fail   nothing was written to any connection
 //	  no free connection in the pool, client closed)
