@@ -1,15 +1,22 @@
 // Package nemesis decides which faults a test run suffers and when: network
 // partitions computed from a grudge, packet faults, process kills and
-// pauses, and clock shifts. Each family of faults alternates with healing
-// on its own schedule, driven by a seeded random source; faults of
-// different families overlap. Every action is recorded as a nemesis
-// operation of the history.
+// pauses, clock shifts, and the opt-in durability faults power-loss and
+// corrupt. Each family of faults alternates with healing on its own
+// schedule, driven by a seeded random source; faults of different
+// families overlap. Every action is recorded as a nemesis operation of the
+// history, its value a history.Fault.
+//
+// Each fault kind is one small type in its own file (partition.go,
+// packet.go, kill.go, pause.go, clock.go, powerloss.go, corrupt.go) that
+// injects, heals, and says what is in force; registry.go lists them with
+// their family. A new kind is one new file and one registry line.
 //
 // The package does not know how a fault is installed. It declares the
 // small interfaces it needs: Cluster (process faults, which
 // *docker.Cluster satisfies), Network (network faults, which the fault
-// agent's controller in harness/netfault satisfies) and Clock (clock
-// shifts, which harness/clockfault's controller satisfies).
+// agent's controller in harness/netfault satisfies), Clock (clock
+// shifts, which harness/clockfault's controller satisfies) and Disk
+// (durability faults, for a filesystem that holds unsynced writes).
 package nemesis
 
 import (
