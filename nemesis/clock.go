@@ -57,8 +57,10 @@ func (c *clock) inject(ctx context.Context, rng *rand.Rand) error {
 	n := c.n
 	choice := rng.Intn(4)
 	if choice == 3 {
-		if len(c.offsets) == 0 && len(c.strobed) == 0 {
-			choice = 0 // nothing to reset: bump instead
+		// Nothing to reset, or a deposed leader that may still count
+		// its lease: bump instead.
+		if len(c.offsets) == 0 && len(c.strobed) == 0 || n.cutLeader != "" {
+			choice = 0
 		} else {
 			return c.reset(ctx)
 		}
@@ -201,10 +203,10 @@ func abs(d time.Duration) time.Duration {
 // up, half of the time the leader alone (Jepsen's primaries target): its
 // clock is the one a leader lease trusts, and skew elsewhere rarely
 // matters to a leader-based store. While a partition keeps the node that
-// led when it began away from a majority (the nemesis's cutLeader), that
-// deposed leader is aimed at instead of the new one: it may still believe
-// its lease, and a clock that jumps back stretches that lease over the new
-// leader's writes. The random draws depend neither on whether the leader
+// led when it began away from a majority (the nemesis's cutLeader), every
+// clock fault aims at that deposed leader, and none resets the clocks: it
+// may still believe its lease, and a clock that jumps back stretches that
+// lease over the new leader's writes. The random draws depend neither on whether the leader
 // is known nor on which nodes are up, so a seed gives the same sequence of
 // draws either way; drawn is the size of the random choice, for which the
 // caller draws its offsets, and leader says the targets are the (deposed)
@@ -217,10 +219,13 @@ func (c *clock) targets(ctx context.Context, up []string, rng *rand.Rand) (targe
 	if n.opts.Leader == nil {
 		return targets, drawn, false
 	}
-	if rng.Intn(2) == 0 {
-		if n.cutLeader != "" && slices.Contains(up, n.cutLeader) {
-			return []string{n.cutLeader}, drawn, true
-		}
+	aim := rng.Intn(2) == 0
+	if n.cutLeader != "" && slices.Contains(up, n.cutLeader) {
+		// Every fault while the leader is deposed goes to it: that window
+		// is short, and it is where a stale lease shows.
+		return []string{n.cutLeader}, drawn, true
+	}
+	if aim {
 		if l, ok := n.opts.Leader(ctx); ok && slices.Contains(up, l) {
 			return []string{l}, drawn, true
 		}
