@@ -218,10 +218,11 @@ func (n *Nemesis) familyOf(k Kind) int {
 // family of the enabled kinds (network: partition and packet; process:
 // kill, pause, power-loss and corrupt; clock) runs its own schedule: a
 // random fault of the family, the interval, its healing, the interval,
-// and again, the first fault after a warm-up (Warmup). Clock offsets are not healed between faults, so the clock
-// family acts every interval instead (bump, strobe or reset). The
-// families start staggered by a share of the interval, so their faults
-// overlap without starting together. Every action is recorded into sink
+// and again, the first fault after a warm-up (Warmup). Clock offsets are
+// not healed between faults, so the clock family acts every interval
+// instead (bump, strobe or reset). The families start staggered by a
+// share of the interval, so their faults overlap without starting
+// together. Every action is recorded into sink
 // as a nemesis invoke followed by an info. It returns Heal's error: a
 // fault that could not be injected is recorded and logged, not fatal.
 func (n *Nemesis) Run(ctx context.Context, sink func(history.Op)) error {
