@@ -113,6 +113,27 @@ func legendName(state string) string {
 
 func seconds(ns int64) float64 { return float64(ns) / 1e9 }
 
+// positionTicks labels the time axis of a history without times with
+// whole positions.
+func positionTicks(p *plot.Plot, a *analysis) {
+	if !a.timeless {
+		return
+	}
+	p.X.Tick.Marker = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
+		var out []plot.Tick
+		for _, t := range (plot.DefaultTicks{}).Ticks(lo, hi) {
+			if t.Label != "" {
+				if t.Value != math.Trunc(t.Value) {
+					continue
+				}
+				t.Label = strconv.FormatFloat(t.Value, 'f', 0, 64)
+			}
+			out = append(out, t)
+		}
+		return out
+	})
+}
+
 // xLabel is the label of the time axis: seconds, or positions in a
 // history without times (history.TimelessStep apart, so that seconds()
 // gives the position).
@@ -304,6 +325,7 @@ func latencyPlot(a *analysis) ([]byte, int, error) {
 	}
 	addFaultLegend(p, a.faults)
 	p.X.Min, p.X.Max = 0, math.Max(seconds(a.end), 0.001)
+	positionTicks(p, a)
 	if drawn > 0 {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
@@ -473,6 +495,7 @@ func nodesPlot(a *analysis) ([]byte, error) {
 	// The legend is HTML under the plot (nodeLegend): inside, it would
 	// hide the top lane's last seconds.
 	p.X.Min, p.X.Max = 0, d
+	positionTicks(p, a)
 	h := 1.1*vg.Inch + vg.Length(len(nodes))*0.42*vg.Inch
 	return renderSVG(p, 9.5*vg.Inch, h)
 }

@@ -243,8 +243,9 @@ type view struct {
 	Recheck string
 	// Files are links to the files next to the report that exist.
 	Files []fileLink
-	// Kinds sums up the violations by kind.
-	Kinds []KindCount
+	// Kinds sums up the violations by kind, and KindLine in a sentence.
+	Kinds    []KindCount
+	KindLine string
 	// SortedFailures is the number of invalid keys.
 	InvalidKeys int
 
@@ -351,6 +352,13 @@ func write(ctx context.Context, src source, res *checkers.Result) (string, error
 	if res.Linear != nil {
 		fails := failureOrder(res.Linear.Failures)
 		v.Kinds = ViolationKinds(res.Linear.Failures)
+		if len(v.Kinds) > 0 {
+			parts := make([]string, len(v.Kinds))
+			for i, k := range v.Kinds {
+				parts[i] = k.Plural()
+			}
+			v.KindLine = "Violations by kind: " + strings.Join(parts, ", ") + "."
+		}
 		v.InvalidKeys = len(fails)
 		if len(fails) > MaxViolations {
 			v.MoreViolations = len(fails) - MaxViolations
@@ -489,7 +497,14 @@ func (v *view) fill(m *Meta, res *checkers.Result, a *analysis) {
 			val = r.Plan
 		}
 		if a.timeless && r.End >= 0 {
-			took = fmt.Sprintf("%d positions", (r.End-r.Start)/history.TimelessStep)
+			switch n := (r.End - r.Start) / history.TimelessStep; n {
+			case 0:
+				took = "—"
+			case 1:
+				took = "1 position"
+			default:
+				took = fmt.Sprintf("%d positions", n)
+			}
 		}
 		v.Nemesis = append(v.Nemesis, nemesisView{At: v.clk.at(r.Start), Took: took, F: r.F, Value: clipLine(string(val)), Error: clipLine(r.Error)})
 	}
