@@ -38,3 +38,17 @@ func TestRunPrepare(t *testing.T) {
 		t.Fatalf("runPrepare of a failing command = %v; want one line ending with its last output line", err)
 	}
 }
+
+// FuzzPrepareCommand: the command is one trimmed line, found only where
+// the directive is written.
+func FuzzPrepareCommand(f *testing.F) {
+	f.Fuzz(func(t *testing.T, dockerfile []byte) {
+		c := PrepareCommand(dockerfile)
+		if c == "" {
+			return
+		}
+		if strings.ContainsAny(c, "\n") || c != strings.TrimSpace(c) || !strings.Contains(string(dockerfile), prepareDirective) {
+			t.Fatalf("PrepareCommand(%q) = %q", dockerfile, c)
+		}
+	})
+}

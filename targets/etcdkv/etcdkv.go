@@ -337,7 +337,7 @@ func connProblem(msg string) string {
 			return s
 		}
 	}
-	if strings.HasSuffix(msg, "EOF") {
+	if strings.Contains(msg, "EOF") {
 		return "connection closed"
 	}
 	return msg

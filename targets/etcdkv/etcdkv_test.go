@@ -28,6 +28,7 @@ func TestClassify(t *testing.T) {
 		msg    string
 	}{
 		{"refused connection, not sent", refusedConn, false, nil, history.Fail, "not sent: connection refused"},
+		{"closed before the handshake, not sent", status.Error(codes.Unavailable, `connection error: desc = "error reading server preface: EOF"`), false, nil, history.Fail, "not sent: connection closed"},
 		{"deadline before a connection", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), false, context.DeadlineExceeded, history.Fail, "timeout after 1s before a connection was made"},
 		{"canceled before a connection", status.Error(codes.Canceled, "context canceled"), false, context.Canceled, history.Fail, "canceled before a connection was made"},
 		{"no leader", rpctypes.ErrGRPCNoLeader, true, nil, history.Fail, "etcdserver: no leader"},
