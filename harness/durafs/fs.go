@@ -239,14 +239,16 @@ func (m *Mount) end() {
 	for _, f := range m.snapshot() {
 		f.mu.Lock()
 		if !f.dead {
+			n := f.cachedBytes()
 			if lost {
-				m.dropped.Add(f.cachedBytes())
+				m.dropped.Add(n)
 			} else {
-				m.writtenBack.Add(f.cachedBytes())
+				m.writtenBack.Add(n)
 				if err := f.flush(false); err != nil {
 					errs = append(errs, err)
 				}
 			}
+			m.cached.Add(-n)
 			m.forget(f)
 		}
 		f.mu.Unlock()
@@ -313,9 +315,9 @@ func (m *Mount) peek(ino uint64) *file {
 	return f
 }
 
-// forget removes f, which is locked and clean or dropped.
+// forget removes f, which is locked and clean or dropped; the caller
+// took its bytes off the count.
 func (m *Mount) forget(f *file) {
-	m.cached.Add(-f.cachedBytes())
 	m.mu.Lock()
 	if m.files[f.key] == f {
 		delete(m.files, f.key)
@@ -331,6 +333,7 @@ func (m *Mount) syncFile(f *file, counter *atomic.Int64) error {
 	if err := f.flush(m.opts.SyncBacking); err != nil {
 		return err
 	}
+	m.cached.Add(-n)
 	counter.Add(n)
 	m.forget(f)
 	return nil
