@@ -30,7 +30,7 @@ func TestMistakes(t *testing.T) {
 		within time.Duration
 	}{
 		{store: "bare-get", want: []string{"malformed", `{"value": V}`}},
-		{store: "put-201", want: []string{"status 201", "200 or 204"}},
+		{store: "put-201", want: []string{"status 201", "expected 200, 204"}},
 		{store: "crash-100", want: []string{"n1 exited with status 1"}},
 		// A ready path that answers 404 will never answer 200: the run
 		// stops at once instead of waiting out --ready-timeout.
