@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -49,7 +50,7 @@ func images(t *testing.T) (target, helper string) {
 // writerCluster starts one writer node, n1, whose data directory the
 // controller serves; everything is removed when the test ends, and the
 // test fails if anything is left (containers, mounts).
-func writerCluster(t *testing.T) (*docker.Cluster, *Controller) {
+func writerCluster(t *testing.T, n int) (*docker.Cluster, *Controller) {
 	t.Helper()
 	dockertest.RequireDocker(t)
 	if _, err := os.Stat("/dev/fuse"); err != nil && os.Getenv("CI") == "" {
@@ -66,15 +67,23 @@ func writerCluster(t *testing.T) (*docker.Cluster, *Controller) {
 		t.Fatalf("prepare: %v", err)
 	}
 	t.Logf("prepare (helper started, probe mounted) in %v", time.Since(t0).Round(time.Millisecond))
+	dir := filepath.Dir(ctl.socket())
 	t.Cleanup(func() {
 		if err := ctl.Close(context.Background()); err != nil {
 			t.Errorf("close controller: %v", err)
 		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("host directory %s left after Close (%v)", dir, err)
+		}
 	})
 	w := ctl.Wrap()
 	t0 = time.Now()
+	var nodes []string
+	for i := 1; i <= n; i++ {
+		nodes = append(nodes, fmt.Sprintf("n%d", i))
+	}
 	cl, err := docker.Start(ctx, docker.Config{
-		RunID: run, Image: target, Nodes: []string{"n1"},
+		RunID: run, Image: target, Nodes: nodes,
 		Command: func(string) []string { return []string{"/target", "--dir", "/data"} },
 		Port:    8080, DataDir: "/data", Wrap: &w, Logf: t.Logf,
 	})
@@ -87,8 +96,10 @@ func writerCluster(t *testing.T) (*docker.Cluster, *Controller) {
 		}
 	})
 	ctl.Attach(cl)
-	waitHealth(t, cl, "n1")
-	t.Logf("node started through its mount and healthy in %v", time.Since(t0).Round(time.Millisecond))
+	for _, node := range nodes {
+		waitHealth(t, cl, node)
+	}
+	t.Logf("%d nodes started through their mounts and healthy in %v", n, time.Since(t0).Round(time.Millisecond))
 	return cl, ctl
 }
 
@@ -152,7 +163,7 @@ func do(t *testing.T, cl *docker.Cluster, node, method, pathQuery, body string) 
 // the filesystem, cuts its power, and checks what survived against the
 // model; then a plain kill, which loses nothing.
 func TestDockerPowerLoss(t *testing.T) {
-	cl, ctl := writerCluster(t)
+	cl, ctl := writerCluster(t, 1)
 	ctx := context.Background()
 	// sync and syncfs make everything before them durable: first.
 	steps := []struct{ method, path, body string }{
@@ -244,7 +255,7 @@ func TestDockerPowerLoss(t *testing.T) {
 
 // TestDockerCorrupt corrupts a file of a stopped node and sees it changed.
 func TestDockerCorrupt(t *testing.T) {
-	cl, ctl := writerCluster(t)
+	cl, ctl := writerCluster(t, 1)
 	ctx := context.Background()
 	content := strings.Repeat("0123456789abcdef", 64)
 	do(t, cl, "n1", "POST", "/append?file=log&sync=fsync", content)
@@ -278,5 +289,44 @@ func TestDockerCorrupt(t *testing.T) {
 		if !bytes.Equal(b, want) {
 			t.Errorf("after a bit flip at %d the file differs elsewhere or not there", cor.Offset)
 		}
+	}
+}
+
+// TestDockerThreeNodes cuts the power of two of three nodes at once: the
+// third keeps its unsynced writes, the two lose theirs.
+func TestDockerThreeNodes(t *testing.T) {
+	cl, ctl := writerCluster(t, 3)
+	ctx := context.Background()
+	for _, node := range cl.Nodes() {
+		do(t, cl, node, "POST", "/append?file=a&sync=fsync", "kept")
+		do(t, cl, node, "POST", "/append?file=a&sync=none", "+lost")
+	}
+	errs := make(chan error, 2)
+	for _, node := range []string{"n1", "n2"} {
+		go func() { errs <- ctl.PowerLoss(ctx, node) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("power loss: %v", err)
+		}
+	}
+	for _, node := range []string{"n1", "n2"} {
+		if err := cl.Start(ctx, node); err != nil {
+			t.Fatal(err)
+		}
+		waitHealth(t, cl, node)
+	}
+	want := map[string]string{"n1": "kept", "n2": "kept", "n3": "kept+lost"}
+	for node, w := range want {
+		if b, _ := do(t, cl, node, "GET", "/read?file=a", ""); string(b) != w {
+			t.Errorf("%s: a holds %q, want %q", node, b, w)
+		}
+	}
+	st, err := ctl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for node, x := range st {
+		t.Logf("%s: %d mounts, last mounted in %v", node, x.Mounts, time.Duration(x.LastMountMicros)*time.Microsecond)
 	}
 }

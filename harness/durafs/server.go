@@ -59,6 +59,9 @@ type NodeStatus struct {
 	Mounts  int   `json:"mounts"`  // mounts so far
 	Cached  int64 `json:"cached"`  // unsynced bytes held
 	Stats   Stats `json:"stats"`   // of the current or last mount
+	// LastMountMicros is how long the last mount took, from the node's
+	// request to the mount serving.
+	LastMountMicros int64 `json:"last_mount_us"`
 }
 
 // Corruption is a disk fault done to one file while its node was down.
@@ -82,6 +85,7 @@ type nodeState struct {
 	cur       *Mount     // the last mount (nil before the first)
 	backingFd int        // the data directory of the last attach, or -1
 	mounts    int
+	lastMount time.Duration
 	written   InodeSet
 }
 
@@ -297,7 +301,7 @@ func (s *server) handle(req request, fds []int) reply {
 		for _, n := range names {
 			ns := s.node(n)
 			ns.mu.Lock()
-			x := NodeStatus{Mounts: ns.mounts}
+			x := NodeStatus{Mounts: ns.mounts, LastMountMicros: ns.lastMount.Microseconds()}
 			if ns.cur != nil {
 				x.Mounted = !isDone(ns.cur)
 				x.Cached = ns.cur.Cached()
@@ -355,6 +359,7 @@ func (s *server) attach(node, dir string, nsFd, dirFd int) error {
 	}
 	ns.cur, ns.backingFd = m, dirFd
 	ns.mounts++
+	ns.lastMount = time.Since(t0)
 	s.logf("durafs: %s: mounted over %s in %v (mount %d)", node, dir, time.Since(t0).Round(time.Microsecond), ns.mounts)
 	return nil
 }
