@@ -19,7 +19,7 @@ type file struct {
 	mu   sync.Mutex
 	dead bool // flushed and forgotten: look the inode up again
 
-	key uint64 // the FUSE inode number it is held under
+	key inoKey // the inode it is held under
 	fd  int    // the backing file, opened read-write; owned
 	ino uint64 // backing inode number
 	// size is the size the node sees.

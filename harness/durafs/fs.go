@@ -91,7 +91,7 @@ type Mount struct {
 	done    chan struct{} // closed when the kernel ended the connection
 
 	mu     sync.Mutex
-	files  map[uint64]*file // by FUSE inode number
+	files  map[inoKey]*file // by FUSE inode
 	cached atomic.Int64
 	lost   atomic.Bool // PowerLoss armed: drop, not write back, at the end
 	err    error       // from the end of the connection
@@ -116,7 +116,7 @@ func NewMount(backing, target string, nsFd int, opts Options) (*Mount, error) {
 	if err := syscall.Stat(backing, &st); err != nil {
 		return nil, fmt.Errorf("backing directory: %w", err)
 	}
-	m := &Mount{backing: backing, opts: opts, files: map[uint64]*file{}, done: make(chan struct{})}
+	m := &Mount{backing: backing, opts: opts, files: map[inoKey]*file{}, done: make(chan struct{})}
 	lr := &fs.LoopbackRoot{Path: backing, Dev: uint64(st.Dev)}
 	lr.NewNode = func(r *fs.LoopbackRoot, _ *fs.Inode, _ string, _ *syscall.Stat_t) fs.InodeEmbedder {
 		return &node{LoopbackNode: fs.LoopbackNode{RootData: r}, m: m}
@@ -271,7 +271,7 @@ func (m *Mount) snapshot() []*file {
 
 // lock returns the state of inode ino, locked, creating it with a
 // backing file from open if it has none.
-func (m *Mount) lock(ino uint64, open func() (int, error)) (*file, error) {
+func (m *Mount) lock(ino inoKey, open func() (int, error)) (*file, error) {
 	for {
 		m.mu.Lock()
 		f := m.files[ino]
@@ -300,7 +300,7 @@ func (m *Mount) lock(ino uint64, open func() (int, error)) (*file, error) {
 }
 
 // peek returns the state of inode ino, locked, or nil if it has none.
-func (m *Mount) peek(ino uint64) *file {
+func (m *Mount) peek(ino inoKey) *file {
 	m.mu.Lock()
 	f := m.files[ino]
 	m.mu.Unlock()
@@ -384,8 +384,14 @@ func (n *node) path() string {
 	return filepath.Join(n.RootData.Path, n.Path(nil))
 }
 
-// ino returns the node's inode number, the key of its unsynced state.
-func (n *node) ino() uint64 { return n.StableAttr().Ino }
+// inoKey identifies an inode of a Mount: its number and generation (a
+// number the backing filesystem reuses gets another generation).
+type inoKey struct{ ino, gen uint64 }
+
+func keyOf(a fs.StableAttr) inoKey { return inoKey{a.Ino, a.Gen} }
+
+// ino returns the key of the node's unsynced state.
+func (n *node) ino() inoKey { return keyOf(n.StableAttr()) }
 
 // openPath opens the node's backing file read-write, for a size change
 // without an open file.
@@ -394,7 +400,7 @@ func (n *node) openPath() (int, error) {
 }
 
 // fixSize sets the size in attr to the one the node sees.
-func (m *Mount) fixSize(ino uint64, attr *fuse.Attr) {
+func (m *Mount) fixSize(ino inoKey, attr *fuse.Attr) {
 	if f := m.peek(ino); f != nil {
 		attr.Size = uint64(f.size)
 		attr.Blocks = (attr.Size + 511) / 512
@@ -409,13 +415,15 @@ var (
 	_ fs.NodeOpener     = (*node)(nil)
 	_ fs.NodeCreater    = (*node)(nil)
 	_ fs.NodeGetxattrer = (*node)(nil)
+	_ fs.NodeUnlinker   = (*node)(nil)
+	_ fs.NodeRenamer    = (*node)(nil)
 )
 
 // Lookup looks name up, with the size the node sees.
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	ch, errno := n.LoopbackNode.Lookup(ctx, name, out)
 	if errno == 0 {
-		n.m.fixSize(ch.StableAttr().Ino, &out.Attr)
+		n.m.fixSize(keyOf(ch.StableAttr()), &out.Attr)
 	}
 	return ch, errno
 }
@@ -519,6 +527,49 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	n.m.fixSize(cn.ino(), &out.Attr)
 	return ch, h, 0, 0
+}
+
+// Unlink removes name at once; a file whose last link it was gives up its
+// unsynced state (written back to the dead inode, which open descriptors
+// may still read).
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	ch := n.GetChild(name)
+	errno := n.LoopbackNode.Unlink(ctx, name)
+	if errno == 0 && ch != nil {
+		n.m.settle(keyOf(ch.StableAttr()))
+	}
+	return errno
+}
+
+// Rename renames at once; a file it replaces is settled as by Unlink.
+func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	var ch *fs.Inode
+	if flags&unix.RENAME_EXCHANGE == 0 {
+		ch = newParent.EmbeddedInode().GetChild(newName)
+	}
+	errno := n.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
+	if errno == 0 && ch != nil {
+		n.m.settle(keyOf(ch.StableAttr()))
+	}
+	return errno
+}
+
+// settle writes back and forgets the unsynced state of an inode that has
+// no link left.
+func (m *Mount) settle(key inoKey) {
+	f := m.peek(key)
+	if f == nil {
+		return
+	}
+	defer f.mu.Unlock()
+	var st unix.Stat_t
+	if unix.Fstat(f.fd, &st) != nil || st.Nlink > 0 {
+		return
+	}
+	n := f.cachedBytes()
+	_ = f.flush(false) // into an unlinked inode: nothing durable depends on it
+	m.cached.Add(-n)
+	m.forget(f)
 }
 
 // Getxattr answers SyncAttr on the root by making everything durable;

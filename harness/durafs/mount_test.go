@@ -220,6 +220,32 @@ func TestModel(t *testing.T) {
 			}
 			appendFile(t, mnt, "a", "more", "")
 		}, map[string]string{"a": "data", "b": big}},
+		{"unlinked files do not leak into new ones", false, func(t *testing.T, mnt string) {
+			for i := 0; i < 20; i++ { // the backing filesystem reuses inode numbers
+				appendFile(t, mnt, "old", "old data", "")
+				f, err := os.Open(filepath.Join(mnt, "old"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Remove(filepath.Join(mnt, "old")); err != nil {
+					t.Fatal(err)
+				}
+				b := make([]byte, 20)
+				n, _ := f.ReadAt(b, 0)
+				f.Close()
+				if string(b[:n]) != "old data" {
+					t.Fatalf("an open unlinked file reads %q", b[:n])
+				}
+				appendFile(t, mnt, "new", "", "")
+				if got := readAll(t, mnt, "new"); got != "" {
+					t.Fatalf("a new file reads %q", got)
+				}
+				if err := os.Remove(filepath.Join(mnt, "new")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			appendFile(t, mnt, "new", "new", "")
+		}, map[string]string{"old": absent, "new": ""}},
 		{"a crash keeps everything", true, func(t *testing.T, mnt string) {
 			appendFile(t, mnt, "a", "data", "")
 			appendFile(t, mnt, "b", "0123456789", "fsync")
