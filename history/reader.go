@@ -26,9 +26,10 @@ type ParseError struct {
 
 func (e *ParseError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
 
+// inflight is what the reader keeps of an invocation in flight.
 type inflight struct {
-	f, key string
-	line   int
+	key  string
+	line int
 }
 
 // Reader reads a history JSONL v1 stream one op at a time and checks it as
@@ -42,7 +43,7 @@ type Reader struct {
 	name     string
 	line     int
 	lastTime int64
-	inflight map[Process]inflight
+	inflight Pairing[inflight]
 	crashed  map[int]int // process -> line of the info that ended it
 	err      error
 	dec      *lineDecoder // made at the first line
@@ -58,14 +59,14 @@ func NewReader(r io.Reader, name string) *Reader {
 
 // newReader returns a Reader without a stream, for its checks only.
 func newReader(name string) *Reader {
-	return &Reader{name: name, inflight: make(map[Process]inflight), crashed: make(map[int]int)}
+	return &Reader{name: name, crashed: make(map[int]int)}
 }
 
 // Line returns the number of the last line read.
 func (r *Reader) Line() int { return r.line }
 
 // Pending returns the number of operations invoked but not yet completed.
-func (r *Reader) Pending() int { return len(r.inflight) }
+func (r *Reader) Pending() int { return r.inflight.Len() }
 
 func (r *Reader) errorf(format string, args ...any) error {
 	return r.fail(problemf(format, args...))
@@ -178,28 +179,29 @@ func (r *Reader) check(op *Op, problem string, late bool) error {
 	}
 	p := op.Process
 	if op.Type == Invoke {
-		if prev, ok := r.inflight[p]; ok {
-			return r.errorf("process %s invokes %s while its %s from line %d is still in flight (a process runs one op at a time)", p, op.F, prev.f, prev.line)
+		// After an error the reader stops, so recording the invocation
+		// before the checks below is harmless.
+		if prev, dangling := r.inflight.Invoke(p, op.F, inflight{key: op.Key, line: r.line}); dangling {
+			return r.errorf("process %s invokes %s while its %s from line %d is still in flight (a process runs one op at a time)", p, op.F, prev.F, prev.V.line)
 		}
 		if at, ok := r.crashed[p.ID]; ok && !p.Nemesis {
 			return r.errorf("process %s invokes %s after its info at line %d (after an info the client must continue under a new process number)", p, op.F, at)
 		}
-		r.inflight[p] = inflight{f: op.F, key: op.Key, line: r.line}
 		return nil
 	}
-	inv, ok := r.inflight[p]
+	inv, ok := r.inflight.Complete(p, op.F)
 	if !ok {
-		return r.errorf("%s of %s by process %s has no invocation", op.Type, op.F, p)
-	}
-	if inv.f != op.F {
-		return r.errorf("%s of %s by process %s completes its invocation of %s at line %d", op.Type, op.F, p, inv.f, inv.line)
+		other, found := r.inflight.InFlight(p)
+		if !found {
+			return r.errorf("%s of %s by process %s has no invocation", op.Type, op.F, p)
+		}
+		return r.errorf("%s of %s by process %s completes its invocation of %s at line %d", op.Type, op.F, p, other.F, other.V.line)
 	}
 	if op.Key == "" {
-		op.Key = inv.key
-	} else if op.Key != inv.key {
-		return r.errorf("%s of %s on key %q by process %s completes its invocation on key %q at line %d", op.Type, op.F, op.Key, p, inv.key, inv.line)
+		op.Key = inv.V.key
+	} else if op.Key != inv.V.key {
+		return r.errorf("%s of %s on key %q by process %s completes its invocation on key %q at line %d", op.Type, op.F, op.Key, p, inv.V.key, inv.V.line)
 	}
-	delete(r.inflight, p)
 	if op.Type == Info && !p.Nemesis {
 		r.crashed[p.ID] = r.line
 	}
