@@ -1,10 +1,15 @@
 package reports
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/jepsen-go/jepsen/checkers"
 	"github.com/jepsen-go/jepsen/history"
 )
 
@@ -39,6 +44,7 @@ func FuzzNemesisValues(f *testing.F) {
 	f.Add("kill", []byte(`["n1","n3"]`), "start", []byte(`["n1"]`))
 	f.Add("start-packet", []byte(`{"nodes":["n2"],"delay":"10ms","loss":5}`), "stop-packet", []byte(`{}`))
 	f.Add("bump-clock", []byte(`{"n1":"-12.3s","n2":"1.5s"}`), "reset-clock", []byte(`["n1","n2"]`))
+	f.Add("start", []byte(`["isolated",{"n1":["n2","n3"]}]`), "stop", []byte(`"fully connected"`)) // Jepsen's generic nemesis
 	f.Add("strobe-clock", []byte(`{"nodes":["n2"],"delta":"28.9s","period":"10ms","duration":"10s"}`), "bump-clock", []byte(`{"n2":"0s"}`))
 	f.Fuzz(func(t *testing.T, f1 string, v1 []byte, f2 string, v2 []byte) {
 		if !json.Valid(v1) || !json.Valid(v2) {
@@ -64,5 +70,31 @@ func FuzzNemesisValues(f *testing.F) {
 			_ = a.nodeStateAt("n1", at)
 		}
 		_ = nodeLegend(a)
+	})
+}
+
+// FuzzReportEDN: any EDN history the reader accepts gets a report, with
+// or without times, without a panic.
+func FuzzReportEDN(f *testing.F) {
+	for _, name := range []string{"knossos-vector.edn", "knossos-list-stale.edn", "jepsen-nemesis.edn", "independent.edn"} {
+		b, err := os.ReadFile(filepath.Join("..", "history", "testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ops, info, err := history.ReadEDNInfo(bytes.NewReader(b), "f.edn")
+		if err != nil || len(ops) == 0 {
+			return
+		}
+		dir := t.TempDir()
+		res := checkers.Check(context.Background(), ops, checkers.Options{Timeout: time.Second})
+		if res.Error != "" {
+			return
+		}
+		if _, err := WriteHistory(context.Background(), History{Out: dir, Path: filepath.Join(dir, "f.edn"), Ops: ops, Info: info}, res); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
