@@ -346,8 +346,8 @@ func connProblem(msg string) string {
 // complete turns an RPC error into the op's completion.
 func complete(op history.Op, ctx context.Context, start time.Time, sent bool, err error) history.Op {
 	elapsed := time.Since(start)
-	if d, ok := ctx.Deadline(); ok && ctx.Err() == context.DeadlineExceeded {
-		elapsed = d.Sub(start)
+	if d, ok := ctx.Deadline(); ok && (ctx.Err() == context.DeadlineExceeded || !time.Now().Before(d)) {
+		elapsed = d.Sub(start) // the op's timeout, not the moment the error surfaced
 	}
 	v := classify(err, sent, ctx.Err(), elapsed)
 	op.Type, op.Error = v.typ, v.msg

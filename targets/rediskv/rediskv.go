@@ -292,8 +292,8 @@ func describe(err error) string {
 // complete turns a command's error into the op's completion.
 func complete(op history.Op, ctx context.Context, start time.Time, err error) history.Op {
 	elapsed := time.Since(start)
-	if d, ok := ctx.Deadline(); ok && ctx.Err() == context.DeadlineExceeded {
-		elapsed = d.Sub(start)
+	if d, ok := ctx.Deadline(); ok && (ctx.Err() == context.DeadlineExceeded || !time.Now().Before(d)) {
+		elapsed = d.Sub(start) // the op's timeout, not the moment the error surfaced
 	}
 	op.Type, op.Error = classify(err, ctx.Err(), elapsed)
 	return op
