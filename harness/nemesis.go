@@ -114,7 +114,7 @@ func (r *run) newNemesis(ctx context.Context, kinds []nemesis.Kind) (nemesisRunn
 		Clocks:   clocks,
 		ClockMax: r.cfg.ClockMax,
 		Clock:    r.rec.Now,
-		Logf:     func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) },
+		Logger:   r.log,
 	})
 	if err != nil {
 		return nil, &TroubleError{Err: err}
