@@ -164,7 +164,7 @@ func (c *Controller) Prepare(ctx context.Context) (err error) {
 		Binds: []string{dir + ":" + helperDir},
 	})
 	if err != nil {
-		return fmt.Errorf("power-loss: cannot start the filesystem helper (it needs /dev/fuse and CAP_SYS_ADMIN): %w", err)
+		return fmt.Errorf("power-loss: cannot start the filesystem helper: %w", err)
 	}
 	c.mu.Lock()
 	c.helper = id

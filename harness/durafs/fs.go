@@ -26,7 +26,7 @@ const SyncAttr = "user.jepsen.durafs.syncfs"
 
 // DefaultMaxCached bounds the unsynced bytes a mount holds when
 // Options.MaxCached is zero.
-const DefaultMaxCached = 256 << 20
+const DefaultMaxCached = 64 << 20
 
 // maxWrite is the largest write request the kernel sends.
 const maxWrite = 1 << 20
