@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"os"
 	"os/exec"
@@ -250,5 +251,54 @@ func TestServingLine(t *testing.T) {
 	}
 	if strings.Contains(servingLine("store", "x"), "store store") {
 		t.Error("says the store store")
+	}
+}
+
+// TestKnossosCorpus checks Knossos's register corpus (data/cas-register of
+// github.com/jepsen-io/knossos, not in this repository: its licence is not
+// ours) when JEPSEN_KNOSSOS_CORPUS names a copy of that directory: every
+// history in good/ must be linearizable and every one in bad/ not, as
+// Knossos says. The exit codes are logged: a history can also be unknown
+// (exit 3) when the checkers find it tested too little.
+func TestKnossosCorpus(t *testing.T) {
+	corpus := os.Getenv("JEPSEN_KNOSSOS_CORPUS")
+	if corpus == "" {
+		t.Skip("JEPSEN_KNOSSOS_CORPUS is not set (a copy of knossos's data/cas-register)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	for _, tt := range []struct{ dir, want string }{{"good", "valid"}, {"bad", "invalid"}} {
+		files, _ := filepath.Glob(filepath.Join(corpus, tt.dir, "*.edn"))
+		if len(files) == 0 {
+			t.Fatalf("no histories in %s", filepath.Join(corpus, tt.dir))
+		}
+		agree, codes := 0, map[int]int{}
+		for _, f := range files {
+			out := t.TempDir()
+			r := jepsen(t, ctx, "check", "--out", out, f)
+			codes[r.code]++
+			b, err := os.ReadFile(filepath.Join(out, "results.json"))
+			if err != nil {
+				t.Errorf("%s: exit %d, no results.json: %s", f, r.code, r.stderr)
+				continue
+			}
+			var res struct {
+				Linear struct {
+					Valid any `json:"valid"` // true, false or "unknown"
+				} `json:"linear"`
+			}
+			if err := json.Unmarshal(b, &res); err != nil {
+				t.Fatal(err)
+			}
+			if got := map[any]string{true: "valid", false: "invalid"}[res.Linear.Valid]; got != tt.want {
+				t.Errorf("%s: linearizability %v, Knossos says %s", f, res.Linear.Valid, tt.want)
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {
+				t.Errorf("%s: no report", f)
+			}
+			agree++
+		}
+		t.Logf("%s: %d of %d agree with Knossos (%s); exit codes %v", tt.dir, agree, len(files), tt.want, codes)
 	}
 }
