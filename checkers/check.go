@@ -136,7 +136,7 @@ func Check(ctx context.Context, ops []history.Op, opts Options) (res *Result) {
 	deadline := start.Add(opts.Timeout)
 
 	events := map[string][]int32{}
-	inflight := map[history.Process]bool{}
+	var pairing history.Pairing[struct{}]
 	for i := range ops {
 		op := &ops[i]
 		byType := res.Stats.ByF[op.F]
@@ -150,13 +150,10 @@ func Check(ctx context.Context, ops []history.Op, opts Options) (res *Result) {
 			continue
 		}
 		if op.Type == history.Invoke {
-			if inflight[op.Process] {
+			if _, dangling := pairing.Invoke(op.Process, op.F, struct{}{}); dangling {
 				res.Stats.Dangling++
 			}
-			inflight[op.Process] = true
-		} else if inflight[op.Process] {
-			delete(inflight, op.Process)
-		} else {
+		} else if _, ok := pairing.Complete(op.Process, op.F); !ok {
 			res.Stats.Unmatched++
 		}
 		if !slices.Contains(chk.Fs, op.F) {
@@ -165,7 +162,7 @@ func Check(ctx context.Context, ops []history.Op, opts Options) (res *Result) {
 		}
 		events[op.Key] = append(events[op.Key], int32(i))
 	}
-	res.Stats.Dangling += len(inflight)
+	res.Stats.Dangling += pairing.Len()
 	keys := make([]string, 0, len(events))
 	for k := range events {
 		keys = append(keys, k)

@@ -157,7 +157,7 @@ type keyHistory struct {
 // one key (positions into all, in history order).
 func buildKey(all []history.Op, key string, events []int32) (*keyHistory, error) {
 	kh := &keyHistory{key: key, in: newInterner(), dropped: map[string]int{}}
-	pending := make(map[history.Process]int32)
+	var pairing history.Pairing[int32]
 	var maxTime int64
 	val := func(pos int32, raw []byte) (int32, error) {
 		id, err := kh.in.id(raw)
@@ -242,36 +242,24 @@ func buildKey(all []history.Op, key string, events []int32) (*keyHistory, error)
 			maxTime = op.Time
 		}
 		if op.Type == history.Invoke {
-			if prev, ok := pending[op.Process]; ok {
-				// A second invocation while one is in flight: the first
-				// never completed. Treat it as dangling.
-				if err := add(prev, -1); err != nil {
+			if prev, dangling := pairing.Invoke(op.Process, op.F, pos); dangling {
+				if err := add(prev.V, -1); err != nil {
 					return nil, err
 				}
 			}
-			pending[op.Process] = pos
 			continue
 		}
-		inv, ok := pending[op.Process]
-		if !ok || all[inv].F != op.F {
-			continue
+		inv, ok := pairing.Complete(op.Process, op.F)
+		if !ok {
+			continue // unmatched: ignored
 		}
-		delete(pending, op.Process)
-		if err := add(inv, pos); err != nil {
+		if err := add(inv.V, pos); err != nil {
 			return nil, err
 		}
 	}
-	if len(pending) > 0 {
-		// Dangling invocations, in history order.
-		rest := make([]int32, 0, len(pending))
-		for _, pos := range pending {
-			rest = append(rest, pos)
-		}
-		sort.Slice(rest, func(i, j int) bool { return rest[i] < rest[j] })
-		for _, pos := range rest {
-			if err := add(pos, -1); err != nil {
-				return nil, err
-			}
+	for _, inv := range pairing.Dangling() {
+		if err := add(inv.V, -1); err != nil {
+			return nil, err
 		}
 	}
 	kh.inf = maxTime + 1

@@ -126,7 +126,7 @@ func checkSet(all []history.Op, keys []string, events map[string][]int32) *SetRe
 	}
 	for _, key := range keys {
 		e := &setElem{key: key, values: map[string]bool{}}
-		pending := map[history.Process]int32{}
+		var pairing history.Pairing[int32]
 		settle := func(inv int32, comp *history.Op) {
 			iop := &all[inv]
 			if iop.F != history.FAdd {
@@ -152,19 +152,17 @@ func checkSet(all []history.Op, keys []string, events map[string][]int32) *SetRe
 		for _, pos := range events[key] {
 			op := &all[pos]
 			if op.Type == history.Invoke {
-				if prev, ok := pending[op.Process]; ok {
-					settle(prev, nil)
+				if prev, dangling := pairing.Invoke(op.Process, op.F, pos); dangling {
+					settle(prev.V, nil)
 				}
-				pending[op.Process] = pos
 				continue
 			}
-			inv, ok := pending[op.Process]
-			if !ok || all[inv].F != op.F {
-				continue
+			inv, ok := pairing.Complete(op.Process, op.F)
+			if !ok {
+				continue // unmatched: ignored
 			}
-			delete(pending, op.Process)
 			if op.F == history.FAdd {
-				settle(inv, op)
+				settle(inv.V, op)
 				continue
 			}
 			if op.Type != history.OK {
@@ -181,8 +179,8 @@ func checkSet(all []history.Op, keys []string, events map[string][]int32) *SetRe
 				}
 			}
 		}
-		for _, pos := range pending {
-			settle(pos, nil)
+		for _, inv := range pairing.Dangling() {
+			settle(inv.V, nil)
 		}
 		classify(r, e)
 	}

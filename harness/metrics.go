@@ -27,7 +27,7 @@ type metrics struct {
 	nodesUp prometheus.Gauge
 
 	mu      sync.Mutex
-	invoked map[history.Process]int64 // invocation time of each process's op in flight
+	invoked history.Pairing[int64] // invocation time of each process's op in flight
 }
 
 // metricsListenAddr binds addr, on loopback unless a host is given: ":9464"
@@ -60,7 +60,6 @@ func startMetrics(addr string) (*metrics, error) {
 		}, []string{"f"}),
 		faults:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "jepsen_active_faults", Help: "Faults currently in effect."}),
 		nodesUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jepsen_nodes_up", Help: "Nodes neither killed nor paused."}),
-		invoked: map[history.Process]int64{},
 	}
 	reg.MustRegister(m.ops, m.latency, m.faults, m.nodesUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -87,16 +86,15 @@ func (m *metrics) observe(op *history.Op) {
 	}
 	m.mu.Lock()
 	if op.Type == history.Invoke {
-		m.invoked[op.Process] = op.Time
+		m.invoked.Invoke(op.Process, op.F, op.Time)
 		m.mu.Unlock()
 		return
 	}
-	start, ok := m.invoked[op.Process]
-	delete(m.invoked, op.Process)
+	inv, ok := m.invoked.Complete(op.Process, op.F)
 	m.mu.Unlock()
 	m.ops.WithLabelValues(op.F, string(op.Type)).Inc()
 	if ok {
-		m.latency.WithLabelValues(op.F).Observe(float64(op.Time-start) / 1e9)
+		m.latency.WithLabelValues(op.F).Observe(float64(op.Time-inv.V) / 1e9)
 	}
 }
 

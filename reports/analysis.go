@@ -63,9 +63,11 @@ type analysis struct {
 	timeless  bool // the history has no times: Time is the position (history.TimelessStep apart)
 }
 
+// pendingInvoke is what analyze keeps of an invocation in flight.
 type pendingInvoke struct {
-	time int64
-	f    string
+	time    int64
+	nemesis bool
+	value   json.RawMessage // a nemesis action's plan
 }
 
 // analyze reads a history from next (which returns io.EOF at its end) and
@@ -73,8 +75,7 @@ type pendingInvoke struct {
 // the node names known from test.json.
 func analyze(next func() (history.Op, error), nodes []string) (*analysis, error) {
 	a := &analysis{}
-	inflight := map[int]pendingInvoke{}
-	var nemInv *history.Op
+	var pairing history.Pairing[pendingInvoke]
 	known := map[string]bool{}
 	for _, n := range nodes {
 		known[n] = true
@@ -91,42 +92,51 @@ func analyze(next func() (history.Op, error), nodes []string) (*analysis, error)
 		if op.Node != "" {
 			known[op.Node] = true
 		}
+		if op.Type == history.Invoke {
+			pi := pendingInvoke{time: op.Time, nemesis: op.Process.Nemesis}
+			if pi.nemesis {
+				pi.value = op.Value
+			} else {
+				a.clientOps++
+			}
+			if prev, dangling := pairing.Invoke(op.Process, op.F, pi); dangling {
+				a.endUnfinished(prev)
+			}
+			continue
+		}
+		inv, paired := pairing.Complete(op.Process, op.F)
 		if op.Process.Nemesis {
-			if op.Type == history.Invoke {
-				o := op
-				nemInv = &o
-				continue
-			}
 			row := nemesisRow{F: op.F, Start: op.Time, End: op.Time, Done: op.Value, Error: op.Error, Failed: op.Error != ""}
-			if nemInv != nil && nemInv.F == op.F {
-				row.Start, row.Plan = nemInv.Time, nemInv.Value
+			if paired {
+				row.Start, row.Plan = inv.V.time, inv.V.value
 			}
-			nemInv = nil
 			a.rows = append(a.rows, row)
 			continue
 		}
-		if op.Type == history.Invoke {
-			a.clientOps++
-			inflight[op.Process.ID] = pendingInvoke{time: op.Time, f: op.F}
-			continue
+		if paired {
+			a.points = append(a.points, opPoint{call: inv.V.time, done: op.Time, typ: op.Type})
 		}
-		inv, ok := inflight[op.Process.ID]
-		if !ok {
-			continue
-		}
-		delete(inflight, op.Process.ID)
-		a.points = append(a.points, opPoint{call: inv.time, done: op.Time, typ: op.Type})
 	}
-	if nemInv != nil {
-		a.rows = append(a.rows, nemesisRow{F: nemInv.F, Start: nemInv.Time, End: -1, Plan: nemInv.Value})
+	for _, inv := range pairing.Dangling() {
+		a.endUnfinished(inv)
 	}
-	a.dangling = len(inflight)
 	a.buildFaults(known)
 	for n := range known {
 		a.nodes = append(a.nodes, n)
 	}
 	sortNodes(a.nodes)
 	return a, nil
+}
+
+// endUnfinished records an invocation that never completed (dangling):
+// a nemesis action as a row that did not complete, a client op in the
+// dangling count.
+func (a *analysis) endUnfinished(inv history.Invocation[pendingInvoke]) {
+	if inv.V.nemesis {
+		a.rows = append(a.rows, nemesisRow{F: inv.F, Start: inv.V.time, End: -1, Plan: inv.V.value})
+	} else {
+		a.dangling++
+	}
 }
 
 // sortNodes sorts node names naturally: n2 before n10.

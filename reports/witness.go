@@ -102,19 +102,21 @@ func shortValue(v []byte) string {
 // pairWitness turns the witness events into operations.
 func pairWitness(w []history.Op, clk clock) []witnessOp {
 	var ops []witnessOp
-	open := map[history.Process]int{}
+	var pairing history.Pairing[int] // position in ops
 	for _, e := range w {
 		if e.Type == history.Invoke {
-			open[e.Process] = len(ops)
+			// A dangling invocation stays in ops as it is: it never
+			// completed.
+			pairing.Invoke(e.Process, e.F, len(ops))
 			ops = append(ops, witnessOp{Process: e.Process.String(), F: e.F, Call: e.Time, Ret: -1, comp: -1, clk: clk,
 				Type: history.Info, Node: e.Node, Label: invokeLabel(e)})
 			continue
 		}
-		i, ok := open[e.Process]
+		inv, ok := pairing.Complete(e.Process, e.F)
 		if !ok {
 			continue
 		}
-		delete(open, e.Process)
+		i := inv.V
 		o := &ops[i]
 		o.Ret, o.Type, o.Error, o.comp = e.Time, e.Type, e.Error, e.Index
 		if e.Node != "" {
