@@ -68,6 +68,8 @@ func TestReadEDNErrors(t *testing.T) {
 		{"unclosed string", "{:type :invoke, :f :read, :process 0, :error \"oops\n\n", "h.edn:1: bad EDN: the string that starts here is never closed"},
 		{"bad number", "{:type :invoke, :f :read, :process 0, :time 12x}", `h.edn:1: bad EDN: "12x" is not a number`},
 		{"too deep", strings.Repeat("[", 300), "h.edn:1: bad EDN: forms nest more than 200 deep"},
+		{"too many discards", strings.Repeat("#_", 100000), "h.edn:1: bad EDN: forms nest more than 200 deep"},
+		{"too many tags", "{:type " + strings.Repeat("#t ", 300) + ":invoke}", "h.edn:1: bad EDN: forms nest more than 200 deep"},
 		{"not a map", "[1 2 3]", "h.edn:1: not an op map"},
 		{"not a map in a vector", "[{:type :invoke, :f :read, :process 0}\n [1 2]]", "h.edn:2: not an op map"},
 		{"missing type", "{:f :read, :process 0, :time 1}", "h.edn:1: missing :type"},
@@ -206,13 +208,14 @@ func TestReadEDNLayouts(t *testing.T) {
 	const a = "{:type :invoke, :f :write, :value 1, :process 0}"
 	const b = "{:type :ok, :f :write, :value 1, :process 0}"
 	const c = `#jepsen.history.Op{:type "invoke", :f "read", :process 1}`
-	const d = "{:type :ok :f :read :value 1 :process 1}"
+	const d = "{:type :ok :f :read :value 1 :process 1 #_ :ignored #_ 5}"
 	var want []Op
 	for i, in := range []string{
 		a + "\n" + b + "\n" + c + "\n" + d + "\n",
 		"[" + a + " " + b + " " + c + " " + d + "]",
 		"(" + a + ",\n" + b + ",\n;; comment\n" + c + "\n\n" + d + ")\n",
 		"[" + a + " " + b + "]\n[" + c + " " + d + "]",
+		"#_{:not :an-op}\n[" + a + " #_" + a + " " + b + " " + c + " " + d + "]\n#_ [1 2]\n",
 		strings.ReplaceAll(a+b+c+d, ", ", "\n  "),
 	} {
 		ops, err := ReadEDN(strings.NewReader(in), "h.edn")
@@ -257,6 +260,9 @@ func TestEDNValues(t *testing.T) {
 		{`{:a 1, "b" 2, [1] 3}`, `{"[1]":3,"a":1,"b":2}`},
 		{"#inst \"2020-01-01\"", `"2020-01-01"`},
 		{"[1 #_2 3]", "[1,3]"},
+		{"[1 #_ #_ 2 3 4]", "[1,4]"},
+		{"[1 2 #_3]", "[1,2]"},
+		{"#_ 5 6", "6"},
 		{"true", "true"},
 		{"nil", "null"},
 	}

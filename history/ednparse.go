@@ -177,6 +177,9 @@ func (p *ednReader) next() (any, int, error) {
 		if err != nil {
 			return nil, 0, p.wrap(err)
 		}
+		if _, skip := v.(ednDiscarded); skip {
+			continue
+		}
 		return v, line, nil
 	}
 }
@@ -281,7 +284,9 @@ func (p *ednReader) readSeq(closer byte, line int) ([]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, v)
+		if _, skip := v.(ednDiscarded); !skip {
+			out = append(out, v)
+		}
 	}
 }
 
@@ -311,17 +316,14 @@ func (p *ednReader) readDispatch(line int) (any, error) {
 		vs, err := p.readSeq('}', line)
 		return ednSet(vs), err
 	case c == '_': // #_ discards the next form
-		if _, err := p.read(); err != nil {
+		if err := p.enter(line); err != nil {
 			return nil, err
 		}
-		c, err := p.skip()
-		if err != nil {
+		defer func() { p.depth-- }()
+		if _, err := p.readForm(); err != nil {
 			return nil, err
 		}
-		if c == ')' || c == ']' || c == '}' {
-			return nil, p.errorf(p.line, "bad EDN: #_ discards the last form of a collection; this reader does not take that")
-		}
-		return p.read()
+		return ednDiscarded{}, nil
 	case isEDNDelim(c) || c == '#':
 		return nil, p.errorf(line, "bad EDN: # must be followed by a tag, { or _")
 	}
@@ -333,7 +335,20 @@ func (p *ednReader) readDispatch(line int) (any, error) {
 		return nil, err
 	}
 	defer func() { p.depth-- }()
-	return p.read()
+	return p.readForm()
+}
+
+// ednDiscarded is what read returns for a form discarded with #_.
+type ednDiscarded struct{}
+
+// readForm reads the next form that is not discarded.
+func (p *ednReader) readForm() (any, error) {
+	for {
+		v, err := p.read()
+		if _, skip := v.(ednDiscarded); !skip || err != nil {
+			return v, err
+		}
+	}
 }
 
 // token reads the characters up to the next delimiter.
