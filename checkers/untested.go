@@ -85,9 +85,11 @@ func faultLike(err string) bool {
 }
 
 // answered reports whether a completion shows the store evaluated the op:
-// ok, or a cas that found another value or no value.
+// ok, a cas that found another value or no value, or a fail with no error
+// at all (a definite "it did not happen", as Knossos histories write a cas
+// that found another value; the protocols here always say why).
 func answered(op *history.Op) bool {
-	return op.Type == history.OK || op.Type == history.Fail && (op.Error == history.ErrPreconditionFailed || op.Error == history.ErrNotFound)
+	return op.Type == history.OK || op.Type == history.Fail && (op.Error == "" || op.Error == history.ErrPreconditionFailed || op.Error == history.ErrNotFound)
 }
 
 // untested finds the ops that never succeeded, or mostly got one same

@@ -45,6 +45,7 @@ func TestUntested(t *testing.T) {
 		{"malformed bodies", gen(20, history.Fail, `malformed body: expected a JSON object {"value": V}, got a JSON number`), Unknown, ProblemStoreError,
 			`20 of 20 reads: malformed body: expected a JSON object {"value": V}, got a JSON number`},
 		{"too few to judge", gen(5, history.Fail, "status 500"), Valid, "", ""},
+		{"a fail without an error is an answer (Knossos's failed cas)", gen(20, history.Fail, ""), Valid, "", ""},
 		{"refused connections are faults", append(gen(20, history.OK, ""), gen(30, history.Fail, "connection refused")[2:]...), Valid, "", ""},
 	}
 	for _, tt := range tests {
