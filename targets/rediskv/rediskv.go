@@ -12,7 +12,8 @@
 // "absent" or "different" without writing, or SETs the new value as its last
 // step. So an error reply to it means the SET did not happen.
 //
-// Ready is PING answered PONG (a LOADING reply is "not yet"); Leader is from
+// Ready is PING answered PONG (a LOADING reply is "not yet") and, for a
+// replica, ROLE saying its link to the primary is up; Leader is from
 // ROLE: a master names itself, a replica names its master's host, which is a
 // node name when replicas are started with --replicaof n1 6379.
 //
@@ -302,7 +303,8 @@ func complete(op history.Op, ctx context.Context, start time.Time, err error) hi
 // readyTimeout bounds one readiness probe.
 const readyTimeout = time.Second
 
-// Ready sends PING once: PONG is ready; LOADING (the dataset is being
+// Ready sends PING once: PONG is ready, unless ROLE says the node is a
+// replica not yet in sync with its primary; LOADING (the dataset is being
 // loaded) and a lost connection are "not yet". A node that needs a
 // password (NOAUTH) or that answers something other than RESP is
 // targets.NeverReady.
@@ -313,6 +315,16 @@ func (c *Client) Ready(ctx context.Context) error {
 	var rerr redis.Error
 	switch {
 	case err == nil && pong == "PONG":
+		// A replica serves reads before it has its primary's data; it is
+		// ready once ROLE says its link is up. A store without ROLE is
+		// ready on PONG.
+		role, rerr := c.rdb.Do(ctx, "ROLE").Slice()
+		if rerr != nil {
+			return nil
+		}
+		if master, state, ok := replicaState(role); ok && state != "connected" {
+			return fmt.Errorf("%s is a replica of %s not yet in sync (replication state %q)", c.opts.Node, master, state)
+		}
 		return nil
 	case err == nil:
 		return fmt.Errorf("%s answered PING with %q (waiting for PONG)", c.opts.Node, clip([]byte(pong), 40))
@@ -363,6 +375,22 @@ func leaderFromRole(role []any, self string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// replicaState returns a replica's master host and replication state
+// ("connect", "connecting", "sync", "connected") from a ROLE reply, and
+// false for any other role.
+func replicaState(role []any) (master, state string, ok bool) {
+	if len(role) < 4 {
+		return "", "", false
+	}
+	kind, _ := role[0].(string)
+	if kind != "slave" && kind != "replica" {
+		return "", "", false
+	}
+	master, _ = role[1].(string)
+	state, _ = role[3].(string)
+	return master, state, true
 }
 
 func failed(op history.Op, why string) history.Op {

@@ -101,6 +101,25 @@ func TestLeaderFromRole(t *testing.T) {
 	}
 }
 
+func TestReplicaState(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		role          []any
+		master, state string
+		ok            bool
+	}{
+		{"replica in sync", []any{"slave", "n1", int64(6379), "connected", int64(120)}, "n1", "connected", true},
+		{"replica syncing", []any{"slave", "n1", int64(6379), "sync", int64(-1)}, "n1", "sync", true},
+		{"master", []any{"master", int64(0), []any{}}, "", "", false},
+		{"short", []any{"slave", "n1"}, "", "", false},
+	} {
+		m, s, ok := replicaState(tc.role)
+		if m != tc.master || s != tc.state || ok != tc.ok {
+			t.Errorf("%s: replicaState = %q, %q, %v; want %q, %q, %v", tc.name, m, s, ok, tc.master, tc.state, tc.ok)
+		}
+	}
+}
+
 func TestProtocolRegistered(t *testing.T) {
 	p, ok := targets.Lookup(Name)
 	if !ok {
