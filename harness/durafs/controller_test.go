@@ -12,7 +12,11 @@ import (
 
 	"github.com/jepsen-go/jepsen/harness/docker"
 	"github.com/jepsen-go/jepsen/harness/docker/dockertest"
+	"github.com/jepsen-go/jepsen/nemesis"
 )
+
+// The controller is the nemesis's disk.
+var _ nemesis.Disk = (*Controller)(nil)
 
 func TestChooseCorruption(t *testing.T) {
 	files := []FileInfo{
