@@ -25,6 +25,8 @@ type Helper struct {
 	CapAdd  []string
 	Devices []string
 	Binds   []string // HOST_DIR:CONTAINER_DIR
+	// SecurityOpt are security options, e.g. apparmor=unconfined.
+	SecurityOpt []string
 }
 
 // Runtime starts and removes the helper. DockerRuntime is the Docker one.
@@ -162,6 +164,9 @@ func (c *Controller) Prepare(ctx context.Context) (err error) {
 		Name: "durafs", Image: c.opts.Image, Cmd: cmd,
 		CapAdd: []string{"SYS_ADMIN"}, Devices: []string{"/dev/fuse"},
 		Binds: []string{dir + ":" + helperDir},
+		// Docker's default AppArmor profile forbids mount(2); on a host
+		// without AppArmor the option changes nothing.
+		SecurityOpt: []string{"apparmor=unconfined"},
 	})
 	if err != nil {
 		return fmt.Errorf("power-loss: cannot start the filesystem helper: %w", err)
@@ -170,6 +175,9 @@ func (c *Controller) Prepare(ctx context.Context) (err error) {
 	c.helper = id
 	c.mu.Unlock()
 	if _, err := call(c.socket(), request{Op: "probe"}, nil, 10*time.Second, 30*time.Second); err != nil {
+		if errors.Is(err, errNoServer) {
+			return fmt.Errorf("power-loss: the filesystem helper's socket did not appear in %s within 10 s: the Docker daemon must run on this machine (%v)", dir, err)
+		}
 		msg := err.Error()
 		if logs := c.rt.HelperLogs(ctx, id); logs != "" {
 			msg += " (helper: " + strings.ReplaceAll(logs, "\n", "; ") + ")"
@@ -499,7 +507,7 @@ type dockerRuntime struct{ runID string }
 
 func (d dockerRuntime) RunHelper(ctx context.Context, h Helper) (string, error) {
 	return docker.RunHelper(ctx, d.runID, docker.Helper{Name: h.Name, Image: h.Image, Cmd: h.Cmd,
-		CapAdd: h.CapAdd, Devices: h.Devices, Binds: h.Binds})
+		CapAdd: h.CapAdd, Devices: h.Devices, Binds: h.Binds, SecurityOpt: h.SecurityOpt})
 }
 
 func (d dockerRuntime) RemoveHelper(ctx context.Context, id string) error {

@@ -16,6 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// errNoServer says that no server listens on the socket.
+var errNoServer = errors.New("no server")
+
 // call sends req to the server on socket and returns its answer; fds, if
 // any, go along. It waits up to wait for the server to listen.
 func call(socket string, req request, fds []int, wait, timeout time.Duration) (reply, error) {
@@ -28,7 +31,7 @@ func call(socket string, req request, fds []int, wait, timeout time.Duration) (r
 			break
 		}
 		if time.Now().After(deadline) {
-			return reply{}, fmt.Errorf("durafs %s: no server at %s: %w", req.Op, socket, err)
+			return reply{}, fmt.Errorf("durafs %s: %w at %s: %w", req.Op, errNoServer, socket, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
