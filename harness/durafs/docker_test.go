@@ -246,11 +246,22 @@ func TestDockerPowerLoss(t *testing.T) {
 	if b, _ := do(t, cl, "n1", "GET", "/read?file=crash", ""); string(b) != "kept" {
 		t.Errorf("after a kill, crash holds %q, want %q", b, "kept")
 	}
-	status, err := ctl.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// The relays of the dead processes end with them.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, err := ctl.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := status["n1"]; st.Relays == 1 && st.Mounts == 3 {
+			t.Logf("status: %+v", status)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status 10 s after the last restart: %+v; want 3 mounts and 1 relay", status)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("status: %+v", status)
 }
 
 // TestDockerCorrupt corrupts a file of a stopped node and sees it changed.

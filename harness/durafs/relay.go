@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -85,8 +86,9 @@ func installSyncFilter() (int, error) {
 
 // serveSyncs answers the sync and syncfs calls reported on listener fd
 // (which it owns) by calling sync first, until every process of the
-// filter has exited.
-func serveSyncs(fd int, sync func() error, logf func(string, ...any)) {
+// filter has exited; then it takes one off active.
+func serveSyncs(fd int, active *atomic.Int32, sync func() error, logf func(string, ...any)) {
+	defer active.Add(-1)
 	defer unix.Close(fd)
 	for {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}

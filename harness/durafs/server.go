@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,6 +63,9 @@ type NodeStatus struct {
 	// LastMountMicros is how long the last mount took, from the node's
 	// request to the mount serving.
 	LastMountMicros int64 `json:"last_mount_us"`
+	// Relays are the sync relays serving (one per live node process
+	// tree; a relay ends when the processes do).
+	Relays int `json:"relays"`
 }
 
 // Corruption is a disk fault done to one file while its node was down.
@@ -86,6 +90,7 @@ type nodeState struct {
 	backingFd int        // the data directory of the last attach, or -1
 	mounts    int
 	lastMount time.Duration
+	relays    atomic.Int32
 	written   InodeSet
 }
 
@@ -233,7 +238,8 @@ func (s *server) handle(req request, fds []int) reply {
 			return fail("relay %s: want 1 file descriptor (a seccomp listener), got %d", req.Node, len(fds))
 		}
 		ns := s.node(req.Node)
-		go serveSyncs(fds[0], func() error {
+		ns.relays.Add(1)
+		go serveSyncs(fds[0], &ns.relays, func() error {
 			ns.mu.Lock()
 			cur := ns.cur
 			ns.mu.Unlock()
@@ -301,7 +307,7 @@ func (s *server) handle(req request, fds []int) reply {
 		for _, n := range names {
 			ns := s.node(n)
 			ns.mu.Lock()
-			x := NodeStatus{Mounts: ns.mounts, LastMountMicros: ns.lastMount.Microseconds()}
+			x := NodeStatus{Mounts: ns.mounts, LastMountMicros: ns.lastMount.Microseconds(), Relays: int(ns.relays.Load())}
 			if ns.cur != nil {
 				x.Mounted = !isDone(ns.cur)
 				x.Cached = ns.cur.Cached()
