@@ -17,11 +17,11 @@ import (
 // first kind here), and a family chooses among its enabled kinds in this
 // order. Append new kinds and families; do not reorder.
 var registry = []kindSpec{
-	{kind: KindPartition, family: "network", new: newPartition, options: partitionOptions},
+	{kind: KindPartition, family: familyNetwork, new: newPartition, options: partitionOptions},
 	{kind: KindKill, family: "process", new: newKill},
 	{kind: KindPause, family: "process", new: newPause},
-	{kind: KindPacket, family: "network", new: newPacket, options: packetOptions},
-	{kind: KindClock, family: "clock", persistent: true, new: newClock, options: clockOptions},
+	{kind: KindPacket, family: familyNetwork, new: newPacket, options: packetOptions},
+	{kind: KindClock, family: familyClock, persistent: true, new: newClock, options: clockOptions},
 	{kind: KindPowerLoss, family: "process", optIn: true, new: newPowerLoss},
 	{kind: KindCorrupt, family: "process", optIn: true, new: newCorrupt},
 }

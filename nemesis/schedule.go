@@ -230,17 +230,20 @@ func (n *Nemesis) Run(ctx context.Context, sink func(history.Op)) error {
 	n.sink = sink
 	n.mu.Unlock()
 	var active []int
+	var names []string
 	for i, f := range n.families {
 		if len(f.kinds) > 0 {
 			active = append(active, i)
+			names = append(names, f.name)
 		}
 	}
+	first := firstFaults(names, n.opts.Interval)
 	var wg sync.WaitGroup
 	for j, i := range active {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n.runFamily(ctx, i, firstFault(j, len(active), n.opts.Interval))
+			n.runFamily(ctx, i, first[j])
 		}()
 	}
 	wg.Wait()

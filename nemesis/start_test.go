@@ -11,7 +11,8 @@ func TestFirstFaults(t *testing.T) {
 		interval time.Duration
 		want     map[string]time.Duration
 	}{
-		{Kinds, 10 * time.Second, map[string]time.Duration{"network": 2 * time.Second, "process": 2*time.Second + 10*time.Second/3, "clock": 2*time.Second + 20*time.Second/3}},
+		{Kinds, 10 * time.Second, map[string]time.Duration{"network": 2 * time.Second, "process": 7 * time.Second, "clock": 3 * time.Second}},
+		{[]Kind{KindClock, KindPartition}, 10 * time.Second, map[string]time.Duration{"network": 2 * time.Second, "clock": 3 * time.Second}},
 		{[]Kind{KindKill}, 10 * time.Second, map[string]time.Duration{"process": 2 * time.Second}},
 		{[]Kind{KindPartition, KindPacket}, 3 * time.Second, map[string]time.Duration{"network": time.Second}},
 		{[]Kind{KindPause, KindClock}, 500 * time.Millisecond, map[string]time.Duration{"process": 500 * time.Millisecond, "clock": 750 * time.Millisecond}},
