@@ -65,7 +65,9 @@ type ControllerOptions struct {
 	// SyncBacking and MaxCached are the mounts' Options.
 	SyncBacking bool
 	MaxCached   int64
-	// MountTimeout bounds a node's wait for its mount (default 60 s).
+	// MountTimeout bounds a node's wait for its mount (default 20 s, so
+	// that a node whose helper is gone says why in its log before the
+	// cluster's readiness wait ends).
 	MountTimeout time.Duration
 	// Logf receives one line per action; nil discards.
 	Logf func(format string, args ...any)
@@ -107,7 +109,7 @@ func NewController(rt Runtime, opts ControllerOptions) *Controller {
 		opts.BinaryArgs = []string{"durafs"}
 	}
 	if opts.MountTimeout <= 0 {
-		opts.MountTimeout = time.Minute
+		opts.MountTimeout = 20 * time.Second
 	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
