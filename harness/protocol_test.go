@@ -14,6 +14,7 @@ import (
 	"github.com/jepsen-go/jepsen/checkers"
 	"github.com/jepsen-go/jepsen/harness/backend"
 	"github.com/jepsen-go/jepsen/history"
+	"github.com/jepsen-go/jepsen/reports"
 	"github.com/jepsen-go/jepsen/targets"
 )
 
@@ -110,10 +111,10 @@ func TestThrowawayProtocol(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "jepsen.yaml"), []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := Run(context.Background(), Config{
-		TargetDir: dir, Backend: memBackend{}, Nemesis: "none", TimeLimit: 500 * time.Millisecond,
+	out, err := Run(context.Background(), Config{Backend: memBackend{}, Settings: reports.Settings{
+		TargetDir: dir, Nemesis: "none", TimeLimit: 500 * time.Millisecond,
 		Store: filepath.Join(dir, "store"), Seed: 1,
-	})
+	}})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -127,8 +128,9 @@ func TestThrowawayProtocol(t *testing.T) {
 		}
 	}
 	// --protocol-option reaches the protocol, which has none.
-	_, err = Run(context.Background(), Config{TargetDir: dir, Backend: memBackend{}, Nemesis: "none", ProtocolOptions: []string{"reads=x"},
-		Store: filepath.Join(dir, "store")})
+	_, err = Run(context.Background(), Config{Backend: memBackend{}, Settings: reports.Settings{
+		TargetDir: dir, Nemesis: "none", ProtocolOptions: []string{"reads=x"}, Store: filepath.Join(dir, "store"),
+	}})
 	if err == nil || err.Error() != `--protocol-option: protocol mem-test has no option "reads"; it takes no options` {
 		t.Errorf("unknown option: %v", err)
 	}

@@ -44,62 +44,16 @@ func trouble(format string, args ...any) error {
 	return &TroubleError{Err: fmt.Errorf(format, args...)}
 }
 
-// Config holds the settings of a run: the flags of `jepsen run`.
+// Config holds the settings of a run: the flags of `jepsen run`. The
+// settings test.json records are reports.Settings, embedded; the other
+// fields are what only the running harness needs.
 type Config struct {
-	// TargetDir holds the target's jepsen.yaml; "" tests the reference
-	// store carried inside the jepsen binary.
-	TargetDir string `json:"target_dir"`
-	// Workload is register or set.
-	Workload string `json:"workload"`
-	// Ops are the ops the clients issue, comma-separated (register:
-	// a subset of read,write,cas); "" means all the workload has.
-	Ops string `json:"ops,omitempty"`
-	// Nemesis lists the fault kinds, comma-separated, or "none"; ""
-	// means the default mix (DefaultFaults), without clock faults where
-	// they cannot work.
-	Nemesis string `json:"nemesis"`
-	// NemesisInterval is the time between a fault and its healing, and
-	// between healing and the next fault of the same family.
-	NemesisInterval time.Duration `json:"nemesis_interval"`
-	// ClockMax bounds the clock offsets of the clock nemesis.
-	ClockMax time.Duration `json:"clock_max,omitempty"`
-	// Nodes is the node count; 0 means the target's default.
-	Nodes int `json:"nodes"`
-	// Concurrency is the number of client threads; 0 means 2 per node.
-	Concurrency int `json:"concurrency"`
-	// Rate caps the total op rate (ops/s); 0 means unlimited.
-	Rate float64 `json:"rate"`
-	// TimeLimit is how long the clients run.
-	TimeLimit time.Duration `json:"time_limit"`
-	// Seed makes the op sequence and the fault schedule reproducible.
-	Seed uint64 `json:"seed"`
-	// Store is the store directory.
-	Store string `json:"store"`
-	// MetricsAddr serves Prometheus /metrics during the run ("" = off).
-	MetricsAddr string `json:"metrics_addr,omitempty"`
-	// Env holds KEY=VALUE entries given to every node.
-	Env []string `json:"env,omitempty"`
-	// ProtocolOptions are KEY=VALUE options of the target's client
-	// protocol; they override the target's protocol_options.
-	ProtocolOptions []string `json:"protocol_options,omitempty"`
-	// OpTimeout is the deadline of one op; past it the op is info.
-	OpTimeout time.Duration `json:"op_timeout"`
-	// OpsPerKey retires a register key after this many ops.
-	OpsPerKey int `json:"ops_per_key"`
-	// Recovery is how long the healed cluster settles before the final
-	// phase.
-	Recovery time.Duration `json:"recovery"`
-	// CheckTimeout is the checker's time budget.
-	CheckTimeout time.Duration `json:"check_timeout"`
-	// ReadyTimeout bounds the wait for each node to become ready.
-	ReadyTimeout time.Duration `json:"ready_timeout"`
+	reports.Settings
 	// Backend runs the nodes (cmd/jepsen gives Docker's).
 	Backend Backend `json:"-"`
 	// Binary is the jepsen executable put into images for the embedded
 	// reference store and the fault agents; "" means os.Executable().
 	Binary string `json:"-"`
-	// Command is the command line that reproduces this run, for the report.
-	Command string `json:"command,omitempty"`
 	// Progress receives the live status and the phase lines; nil discards.
 	Progress io.Writer `json:"-"`
 	// Terminal makes progress a live status line rather than a line every
@@ -375,7 +329,7 @@ func (r *run) exercise(ctx context.Context) ([]checkers.Problem, error) {
 			}
 			return nil
 		})
-		r.meta.Nemesis = nem.Actions()
+		r.meta.Nemesis = reportActions(nem.Actions())
 	}
 	if fin, ok := r.work.(workloads.Finisher); ok && !r.stopped(ctx) {
 		r.finalPhase(ctx, fin, nem != nil, threads, dial)

@@ -14,47 +14,31 @@ import (
 	"time"
 
 	"github.com/jepsen-go/jepsen/checkers"
+	"github.com/jepsen-go/jepsen/nemesis"
+	"github.com/jepsen-go/jepsen/reports"
 )
 
 // Version is the harness version recorded in test.json; cmd/jepsen sets it.
 var Version = "(devel)"
 
-// Phase is the timing of one phase of a run, for test.json.
-type Phase struct {
-	Name    string    `json:"name"`
-	Start   time.Time `json:"start"`
-	Seconds float64   `json:"seconds"`
-}
-
-// testMeta is test.json: the run's settings, seed, versions and timings.
-type testMeta struct {
-	RunID     string    `json:"run_id"`
-	Target    string    `json:"target"`
-	Config    Config    `json:"config"`
-	Seed      uint64    `json:"seed"`
-	Image     string    `json:"image,omitempty"`
-	Jepsen    string    `json:"jepsen_version"`
-	Go        string    `json:"go_version"`
-	Created   time.Time `json:"created"`
-	Start     time.Time `json:"start,omitzero"`
-	End       time.Time `json:"end,omitzero"`
-	Phases    []Phase   `json:"phases"`
-	Nemesis   any       `json:"nemesis,omitempty"`
-	Verdict   string    `json:"verdict,omitempty"`
-	Completed bool      `json:"completed"`
-}
+// testMeta is the run's test.json (reports.Meta, whose package declares
+// the schema) as the harness fills it in.
+type testMeta struct{ reports.Meta }
 
 func (m *testMeta) phase(name string, start time.Time) {
-	m.Phases = append(m.Phases, Phase{Name: name, Start: start, Seconds: time.Since(start).Seconds()})
+	m.Phases = append(m.Phases, reports.Phase{Name: name, Start: start, Seconds: time.Since(start).Seconds()})
 }
 
-func (m *testMeta) write(dir string) error {
-	m.Completed = m.Verdict != ""
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode test.json: %w", err)
+func (m *testMeta) write(dir string) error { return m.Meta.Write(dir) }
+
+// reportActions converts the nemesis's record of actions for test.json.
+func reportActions(v any) []reports.Action {
+	actions, _ := v.([]nemesis.Action)
+	out := make([]reports.Action, len(actions))
+	for i, a := range actions {
+		out[i] = reports.Action{F: a.F, Value: a.Value, Start: a.Start, Duration: a.Duration, Error: a.Error}
 	}
-	return writeFileAtomic(filepath.Join(dir, "test.json"), append(b, '\n'))
+	return out
 }
 
 var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
@@ -91,15 +75,15 @@ func (r *run) openStore() error {
 	}
 	r.logFile = lf
 	r.log = slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r.meta = &testMeta{
+	r.meta = &testMeta{reports.Meta{
 		RunID:   name + "-" + stamp + "-" + randomHex(3),
 		Target:  r.spec.Name,
-		Config:  r.cfg,
+		Config:  r.cfg.Settings,
 		Seed:    r.cfg.Seed,
 		Jepsen:  Version,
 		Go:      goVersion(),
 		Created: now,
-	}
+	}}
 	if r.cfg.TargetDir != "" {
 		r.meta.Target = r.spec.Dir
 	}
@@ -137,18 +121,7 @@ func WriteResults(dir string, res *checkers.Result) error {
 	if err != nil {
 		return fmt.Errorf("encode results.json: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, "results.json"), append(b, '\n'))
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	return nil
+	return reports.WriteFileAtomic(filepath.Join(dir, "results.json"), append(b, '\n'))
 }
 
 func randomHex(n int) string {

@@ -138,7 +138,7 @@ func WriteJUnit(path string, res *checkers.Result, testName string) error {
 			return fmt.Errorf("write JUnit %s: %w", path, err)
 		}
 	}
-	if err := writeAtomic(path, b); err != nil {
+	if err := WriteFileAtomic(path, b); err != nil {
 		return fmt.Errorf("write JUnit %s: %w", path, err)
 	}
 	return nil

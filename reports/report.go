@@ -413,18 +413,10 @@ func write(ctx context.Context, src source, res *checkers.Result) (string, error
 		return "", fmt.Errorf("write report: %w", err)
 	}
 	path := filepath.Join(dir, ReportFile)
-	if err := writeAtomic(path, buf.Bytes()); err != nil {
+	if err := WriteFileAtomic(path, buf.Bytes()); err != nil {
 		return "", fmt.Errorf("write report: %w", err)
 	}
 	return path, nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // fill sets the verdict, settings, stats and nemesis table.
@@ -475,7 +467,13 @@ func (v *view) fill(m *Meta, res *checkers.Result, a *analysis) {
 	)
 	v.Command = m.Config.Command
 	if v.Command == "" {
-		v.Command = reproduce(m)
+		// test.json of a run started without the command line: every
+		// recorded setting, the defaults of `jepsen run` being unknown here.
+		c := m.Config
+		if c.Seed == 0 {
+			c.Seed = m.Seed
+		}
+		v.Command = c.Reproduce(Settings{})
 	}
 	v.Completed, v.Dangling = len(a.points), a.dangling
 	v.HasFaults = len(a.faults) > 0
@@ -532,29 +530,6 @@ func durOrDash(d time.Duration) string {
 		return "—"
 	}
 	return d.String()
-}
-
-// reproduce rebuilds a command line from test.json when it has none.
-func reproduce(m *Meta) string {
-	c := m.Config
-	parts := []string{"jepsen", "run"}
-	if c.TargetDir != "" {
-		parts = append(parts, "--target", c.TargetDir)
-	}
-	if c.Workload != "" {
-		parts = append(parts, "--workload", c.Workload)
-	}
-	if c.Nemesis != "" {
-		parts = append(parts, "--nemesis", c.Nemesis)
-	}
-	if c.TimeLimit > 0 {
-		parts = append(parts, "--time-limit", c.TimeLimit.String())
-	}
-	parts = append(parts, "--seed", fmt.Sprint(m.Seed))
-	for _, e := range c.Env {
-		parts = append(parts, "--env", e)
-	}
-	return strings.Join(parts, " ")
 }
 
 // verdictSentence says the verdict in one sentence.
@@ -658,7 +633,7 @@ func (v *view) violation(dir string, n int, f checkers.KeyFailure, a *analysis) 
 		if err := os.MkdirAll(filepath.Join(dir, PorcupineDir), 0o755); err != nil {
 			return vi, fmt.Errorf("write porcupine visualization: %w", err)
 		}
-		if err := writeAtomic(filepath.Join(dir, PorcupineDir, name), securePorcupine(f.Visualization)); err != nil {
+		if err := WriteFileAtomic(filepath.Join(dir, PorcupineDir, name), securePorcupine(f.Visualization)); err != nil {
 			return vi, fmt.Errorf("write porcupine visualization: %w", err)
 		}
 		vi.Porcupine = PorcupineDir + "/" + name

@@ -20,7 +20,7 @@ const unknownSettings = "the target, the node count, the faults asked for and th
 // cannot tell, notes on its times, and how to check it again.
 func (v *view) describeSource(src source, a *analysis) {
 	res, m := v.Res, v.Meta
-	v.Recheck = "jepsen check " + shellQuote(src.history)
+	v.Recheck = "jepsen check " + ShellQuote(src.history)
 	v.Sentence = v.clk.text(v.Sentence)
 	format := strings.ToUpper(src.info.Format)
 	if format == "" {
@@ -93,14 +93,6 @@ func clientProcesses(ops []history.Op) int {
 		}
 	}
 	return len(seen)
-}
-
-// shellQuote quotes s for a shell if it needs it.
-func shellQuote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`!*?[]{}()<>|&;#~") {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // filesOf lists the files a report in out can link to: those that exist.

@@ -291,7 +291,7 @@ func (s synth) write(t testing.TB, dir string) time.Time {
 		RunID: target + "-20260102T030400-abcdef", Target: target, Seed: s.seed, Jepsen: "(test)", Go: "go1.26",
 		Created: start.Add(-5 * time.Second), Start: start, End: start.Add(time.Duration(end) + 3*time.Second),
 		Nemesis: actions, Verdict: "invalid", Completed: true,
-		Config: Config{Workload: "register", Nemesis: nem, NemesisInterval: 5 * time.Second, Nodes: 5, Concurrency: workers,
+		Config: Settings{Workload: "register", Nemesis: nem, NemesisInterval: 5 * time.Second, Nodes: 5, Concurrency: workers,
 			TimeLimit: time.Duration(end), Seed: s.seed, OpTimeout: time.Second, OpsPerKey: perKey, CheckTimeout: time.Minute,
 			Command: fmt.Sprintf("jepsen run --nemesis %s --seed %d --target ./%s", nem, s.seed, target)},
 	}

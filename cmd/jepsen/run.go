@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -167,7 +166,7 @@ func runMany(ctx context.Context, out io.Writer, cfg harness.Config, seed uint64
 	for i := 0; i < n; i++ {
 		c := cfg
 		c.Seed = seed + uint64(i)
-		c.Command = reproduceCommand(c)
+		c.Command = c.Reproduce(runDefaults)
 		if n > 1 {
 			fmt.Fprintf(cfg.Progress, "jepsen: run %d of %d\n", i+1, n)
 		}
@@ -221,55 +220,14 @@ func verdictExit(res *checkers.Result) error {
 	return withCode(exitUnknown, nil)
 }
 
-// reproduceCommand is the command line that repeats a run exactly.
-func reproduceCommand(c harness.Config) string {
-	args := []string{"jepsen", "run"}
-	if c.TargetDir != "" {
-		args = append(args, "--target", shellQuote(c.TargetDir))
-	}
-	args = append(args, "--workload", c.Workload)
-	if c.Ops != "" {
-		args = append(args, "--ops", shellQuote(c.Ops))
-	}
-	if c.Nemesis != "" {
-		args = append(args, "--nemesis", c.Nemesis)
-	}
-	args = append(args, "--time-limit", c.TimeLimit.String(), "--seed", fmt.Sprint(c.Seed))
-	if c.Nemesis != "none" && c.NemesisInterval != harness.DefaultNemesisInterval {
-		args = append(args, "--nemesis-interval", c.NemesisInterval.String())
-	}
-	if (c.Nemesis == "" || strings.Contains(c.Nemesis, "clock")) && c.ClockMax != nemesis.DefaultClockMax {
-		args = append(args, "--clock-max", c.ClockMax.String())
-	}
-	if c.Nodes > 0 {
-		args = append(args, "--nodes", fmt.Sprint(c.Nodes))
-	}
-	if c.Concurrency > 0 {
-		args = append(args, "--concurrency", fmt.Sprint(c.Concurrency))
-	}
-	if c.Rate > 0 {
-		args = append(args, "--rate", fmt.Sprint(c.Rate))
-	}
-	if c.OpsPerKey != harness.DefaultOpsPerKey {
-		args = append(args, "--ops-per-key", fmt.Sprint(c.OpsPerKey))
-	}
-	for _, o := range c.ProtocolOptions {
-		args = append(args, "--protocol-option", shellQuote(o))
-	}
-	for _, e := range c.Env {
-		args = append(args, "--env", shellQuote(e))
-	}
-	return strings.Join(args, " ")
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r == '/' || r == '.' || r == '_' || r == '-' || r == '=' || r == ',' || r == ':' ||
-			(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9'))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+// runDefaults are the settings `jepsen run` takes for the flags that are
+// not given; the reproduce command leaves them out.
+var runDefaults = reports.Settings{
+	NemesisInterval: harness.DefaultNemesisInterval,
+	ClockMax:        nemesis.DefaultClockMax,
+	OpsPerKey:       harness.DefaultOpsPerKey,
+	OpTimeout:       harness.DefaultOpTimeout,
+	Recovery:        harness.DefaultRecovery,
 }
 
 // interrupts returns a context cancelled by the first SIGINT or SIGTERM
