@@ -167,7 +167,6 @@ func ReadEDNInfo(r io.Reader, name string) ([]Op, FileInfo, error) {
 	info.Independent = isIndependent(eops)
 	ops := make([]Op, 0, len(eops)+len(eops)/16)
 	v := newReader(name)
-	nemesisOpen := false
 	for pos := range eops {
 		o := &eops[pos]
 		op := Op{Type: canonicalType(o.typ), Process: o.proc, F: canonicalF(o.f), Time: o.time, Node: o.node, Error: o.err}
@@ -205,8 +204,8 @@ func ReadEDNInfo(r io.Reader, name string) ([]Op, FileInfo, error) {
 				problem, late = problemf("%v", err), true
 			}
 		}
-		if op.Process.Nemesis {
-			if op.Type != Invoke && !nemesisOpen {
+		if op.Process.Nemesis && op.Type != Invoke {
+			if _, open := v.inflight.InFlight(NemesisProcess); !open {
 				// Jepsen logs nemesis actions as :info alone.
 				inv := Op{Index: int64(len(ops)), Type: Invoke, Process: NemesisProcess, F: op.F, Time: op.Time}
 				v.line = o.line
@@ -216,7 +215,6 @@ func ReadEDNInfo(r io.Reader, name string) ([]Op, FileInfo, error) {
 				ops = append(ops, inv)
 				info.AddedInvokes++
 			}
-			nemesisOpen = op.Type == Invoke
 		}
 		op.Index = int64(len(ops))
 		v.line = o.line
