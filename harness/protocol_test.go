@@ -127,6 +127,14 @@ func TestThrowawayProtocol(t *testing.T) {
 			t.Errorf("the run directory lacks %s: %v", f, err)
 		}
 	}
+	// test.json is reports.Meta, with the run's settings.
+	m, err := reports.ReadMeta(out.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Config; c.TargetDir != dir || c.Nemesis != "none" || c.Seed != 1 || c.Nodes != 3 || c.TimeLimit != 500*time.Millisecond || !m.Completed || len(m.Phases) == 0 {
+		t.Errorf("test.json: %+v", m)
+	}
 	// --protocol-option reaches the protocol, which has none.
 	_, err = Run(context.Background(), Config{Backend: memBackend{}, Settings: reports.Settings{
 		TargetDir: dir, Nemesis: "none", ProtocolOptions: []string{"reads=x"}, Store: filepath.Join(dir, "store"),
