@@ -102,11 +102,15 @@ func invocations(ops []history.Op, conc int) map[int][]inv {
 
 func TestSameSeedSameInvocations(t *testing.T) {
 	const conc = 6
+	d := 300 * time.Millisecond
+	if raceEnabled {
+		d *= 5 // enough ops per thread to compare under the race detector
+	}
 	for _, wl := range workloads.Names {
 		t.Run(wl, func(t *testing.T) {
-			a := invocations(runFake(t, wl, 7, conc, 300*time.Millisecond, time.Second, nil), conc)
-			b := invocations(runFake(t, wl, 7, conc, 300*time.Millisecond, time.Second, nil), conc)
-			c := invocations(runFake(t, wl, 8, conc, 300*time.Millisecond, time.Second, nil), conc)
+			a := invocations(runFake(t, wl, 7, conc, d, time.Second, nil), conc)
+			b := invocations(runFake(t, wl, 7, conc, d, time.Second, nil), conc)
+			c := invocations(runFake(t, wl, 8, conc, d, time.Second, nil), conc)
 			compared, differ := 0, false
 			for th := 0; th < conc; th++ {
 				n := min(len(a[th]), len(b[th]))
