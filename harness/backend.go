@@ -56,6 +56,9 @@ type ClusterConfig struct {
 	LogDir string
 	// Log receives the backend's progress lines.
 	Log *slog.Logger
+	// Wrap, if set, starts every node's command through a program of the
+	// harness (the durability faults' filesystem); nil runs it as it is.
+	Wrap *backend.Wrap
 }
 
 // Cluster is a running set of nodes: what the run, the nemesis and the

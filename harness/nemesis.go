@@ -115,6 +115,7 @@ func (r *run) newNemesis(ctx context.Context, kinds []nemesis.Kind) (nemesisRunn
 		ClockMax: r.cfg.ClockMax,
 		Clock:    r.rec.Now,
 		Logger:   r.log,
+		Disk:     r.diskFaults(),
 	})
 	if err != nil {
 		return nil, &TroubleError{Err: err}
@@ -224,3 +225,12 @@ func (f *faults) Heal(ctx context.Context) error {
 
 func (f *faults) Active() []string { return f.n.Active() }
 func (f *faults) Actions() any     { return f.n.Actions() }
+
+// diskFaults is the nemesis's Disk: the filesystem helper, or nil when the
+// run has no durability faults.
+func (r *run) diskFaults() nemesis.Disk {
+	if r.disk == nil {
+		return nil
+	}
+	return r.disk
+}

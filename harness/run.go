@@ -22,6 +22,7 @@ import (
 
 	"github.com/jepsen-go/jepsen/checkers"
 	"github.com/jepsen-go/jepsen/harness/agent"
+	"github.com/jepsen-go/jepsen/harness/durafs"
 	"github.com/jepsen-go/jepsen/history"
 	"github.com/jepsen-go/jepsen/nemesis"
 	"github.com/jepsen-go/jepsen/reports"
@@ -144,6 +145,7 @@ type run struct {
 	work      workloads.Workload
 	faults    []nemesis.Kind
 	tornDown  bool
+	disk      *durafs.Controller // the durability faults' filesystem, or nil
 	// defaultFaults is set when --nemesis was not given.
 	defaultFaults bool
 	// interrupted is when ctx was first seen cancelled, in ns since the
@@ -420,6 +422,7 @@ func (r *run) teardown(ctx context.Context) {
 		if cerr := r.cluster.Close(context.WithoutCancel(ctx)); cerr != nil {
 			r.log.Error("teardown", "err", cerr)
 		}
+		r.closeDisk(ctx)
 		r.log.Info("teardown done", "seconds", time.Since(t0).Seconds())
 		return nil
 	})
@@ -622,7 +625,12 @@ func (r *run) startCluster(ctx context.Context) error {
 	for _, node := range nodes {
 		env[node] = r.spec.EnvFor(node, nodes, r.cfg.Env)
 	}
+	wrap, err := r.prepareDisk(ctx)
+	if err != nil {
+		return err
+	}
 	c, err := r.cfg.Backend.Start(ctx, ClusterConfig{
+		Wrap:    wrap,
 		RunID:   r.meta.RunID,
 		Image:   ref,
 		Nodes:   nodes,
@@ -642,9 +650,13 @@ func (r *run) startCluster(ctx context.Context) error {
 		Log:          r.log,
 	})
 	if err != nil {
+		r.closeDisk(ctx)
 		return trouble("start %s: %w", r.spec.Name, err)
 	}
 	r.cluster = c
+	if r.disk != nil {
+		r.disk.Attach(c)
+	}
 	r.meta.phase("start", t0)
 	r.log.Info("cluster ready", "nodes", len(nodes), "seconds", time.Since(t0).Seconds())
 	return nil

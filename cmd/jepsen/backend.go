@@ -6,6 +6,7 @@ import (
 
 	"github.com/jepsen-go/jepsen/harness"
 	"github.com/jepsen-go/jepsen/harness/docker"
+	"github.com/jepsen-go/jepsen/harness/durafs"
 	"github.com/jepsen-go/jepsen/targets"
 )
 
@@ -13,7 +14,9 @@ import (
 // the backend jepsen uses. It adapts package docker to harness.Backend.
 type dockerBackend struct{}
 
-var _ harness.Backend = dockerBackend{}
+var _ harness.DiskBackend = dockerBackend{}
+
+func (dockerBackend) DiskRuntime(runID string) durafs.Runtime { return durafs.DockerRuntime(runID) }
 
 func (dockerBackend) Available(ctx context.Context) error {
 	if err := docker.Available(ctx); err != nil {
@@ -56,6 +59,7 @@ func (dockerBackend) Start(ctx context.Context, cfg harness.ClusterConfig) (harn
 		Ready:        cfg.Ready,
 		ReadyTimeout: cfg.ReadyTimeout,
 		LogDir:       cfg.LogDir,
+		Wrap:         cfg.Wrap,
 		Logf: func(format string, args ...any) {
 			if cfg.Log != nil {
 				cfg.Log.Info(fmt.Sprintf(format, args...))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jepsen-go/jepsen/harness/agent"
 	"github.com/jepsen-go/jepsen/harness/docker"
+	"github.com/jepsen-go/jepsen/harness/durafs"
 )
 
 func newCleanCmd() *cobra.Command {
@@ -20,7 +21,8 @@ func newCleanCmd() *cobra.Command {
 Everything jepsen creates is labelled with its run and its owner process.
 clean removes the objects of runs whose owner process is gone; runs still in
 progress are left alone. It also removes the fault agents' socket
-directories (jepsen-agents-* in the temporary directory) of runs whose
+directories (jepsen-agents-* in the temporary directory) and power-loss
+filesystem directories (jepsen-durafs-*) of runs whose
 process is gone, and older ones that no agent answers on any more. Every
 jepsen run does this sweep before it starts.
 Images are a build cache and are kept.`,
@@ -37,8 +39,12 @@ Images are a build cache and are kept.`,
 			if err != nil {
 				return withCode(exitTrouble, fmt.Errorf("clean: %w", err))
 			}
+			fsDirs, err := durafs.SweepDirs(agent.SocketDirMinAge)
+			if err != nil {
+				return withCode(exitTrouble, fmt.Errorf("clean: %w", err))
+			}
 			out := cmd.OutOrStdout()
-			if rep.Empty() && dirs == 0 {
+			if rep.Empty() && dirs == 0 && fsDirs == 0 {
 				fmt.Fprintln(out, "Nothing to clean: no leftovers of finished runs.")
 				return nil
 			}
@@ -47,6 +53,9 @@ Images are a build cache and are kept.`,
 			}
 			if dirs > 0 {
 				fmt.Fprintf(out, "Cleaned: %d agent socket directories of crashed runs in %s\n", dirs, os.TempDir())
+			}
+			if fsDirs > 0 {
+				fmt.Fprintf(out, "Cleaned: %d power-loss filesystem directories of crashed runs in %s\n", fsDirs, os.TempDir())
 			}
 			return nil
 		},

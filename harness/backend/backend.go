@@ -41,3 +41,17 @@ type Exit struct {
 	// Log holds the node's last log lines.
 	Log []string
 }
+
+// Wrap runs a program of the harness before the command of every node, in
+// the node's own container, with the node's image and binary unchanged: a
+// program that prepares something (a filesystem mounted over the data
+// directory) and then execs the node's command.
+type Wrap struct {
+	// Prefix returns the start of node's command line: the node's
+	// entrypoint becomes Prefix(node) followed by the image's entrypoint
+	// and the node's command.
+	Prefix func(node string) []string
+	// Binds are bind mounts added to every node, HOST_DIR:DIR[:ro]: where
+	// the wrapping program comes from.
+	Binds []string
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/jepsen-go/jepsen/harness/backend"
 	"io"
 	"strings"
 
@@ -13,18 +14,8 @@ import (
 )
 
 // Wrap runs a program of the harness before the command of every node,
-// in the node's container, with the node's image and binary unchanged: a
-// program that prepares something (a filesystem mounted over the data
-// directory, say) and then execs the node's command.
-type Wrap struct {
-	// Prefix returns the start of node's command line: the container's
-	// entrypoint becomes Prefix(node) followed by the image's entrypoint
-	// and the node's command (Config.Command, or the image's CMD).
-	Prefix func(node string) []string
-	// Binds are bind mounts added to every node, HOST_DIR:DIR[:ro]: where
-	// the wrapping program comes from.
-	Binds []string
-}
+// in the node's container, with the node's image and binary unchanged.
+type Wrap = backend.Wrap
 
 // wrapped returns the entrypoint and command of a node whose command
 // (nil: the image's) is wrapped by w.
