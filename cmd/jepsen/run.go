@@ -100,7 +100,7 @@ verdict), 3 unknown (the checker ran out of time), 130 interrupted.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.TargetDir, "target", "", "directory holding the store's jepsen.yaml (default: the reference Raft store built into jepsen)")
+	f.StringVar(&cfg.TargetDir, "target", "", "directory holding the store's jepsen.yaml, whose fields and wire contract docs/protocol.md describes (default: the reference Raft store built into jepsen)")
 	f.StringVar(&cfg.Workload, "workload", workloads.Register, "what clients do: register (read/write/cas, checked for linearizability) or set (unique adds, checked for lost writes)")
 	f.StringVar(&cfg.Ops, "ops", "", "register workload: the ops clients issue, a comma-separated subset of read,write,cas (default all); read,write for stores without compare-and-set")
 	f.StringVar(&cfg.Nemesis, "nemesis", "", "faults to inject, comma-separated: partition, packet, kill, pause, clock, and the opt-in power-loss, corrupt; or none (default: partition,kill,pause,packet,clock, all three families; clock faults are left out, with a warning, where ptrace cannot reach the nodes)")

@@ -19,7 +19,7 @@
 // # Errors
 //
 // Only what surely did not take effect is fail; everything else is info
-// (indeterminate), as DESIGN.md section 2 requires:
+// (indeterminate), as docs/history.md requires:
 //
 //	no request stream was opened (connection refused,      fail   the request never left this process
 //	  no connection yet when the op's deadline passed)
