@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"fmt"
 	"slices"
 
 	"github.com/jepsen-go/jepsen/harness/backend"
@@ -42,7 +41,7 @@ func (r *run) prepareDisk(ctx context.Context) (*backend.Wrap, error) {
 	}
 	ctl := durafs.NewController(db.DiskRuntime(r.meta.RunID), durafs.ControllerOptions{
 		Image: image, Binary: r.cfg.Binary, DataDir: r.spec.DataDir,
-		Logf: func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) },
+		Log: r.log,
 	})
 	if err := ctl.Prepare(ctx); err != nil {
 		return nil, trouble("--nemesis power-loss and corrupt cannot work here: %w", err)

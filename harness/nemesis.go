@@ -73,7 +73,7 @@ func (r *run) newNemesis(ctx context.Context, kinds []nemesis.Kind) (nemesisRunn
 		}
 		f.ctl = netfault.NewController(r.cluster, netfault.ControllerOptions{
 			Image: image,
-			Logf:  func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) },
+			Log:   r.log,
 		})
 		if err := f.ctl.Prepare(ctx); err != nil {
 			return nil, trouble("start the network fault agents: %w", err)
@@ -88,7 +88,7 @@ func (r *run) newNemesis(ctx context.Context, kinds []nemesis.Kind) (nemesisRunn
 		}
 		f.clock = clockfault.NewController(r.cluster, clockfault.ControllerOptions{
 			Image: image,
-			Logf:  func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) },
+			Log:   r.log,
 		})
 		// Refuse to run rather than run with a silent no-op fault; the
 		// default mix goes on without clock faults, and says so.

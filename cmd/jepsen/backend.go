@@ -60,11 +60,7 @@ func (dockerBackend) Start(ctx context.Context, cfg harness.ClusterConfig) (harn
 		ReadyTimeout: cfg.ReadyTimeout,
 		LogDir:       cfg.LogDir,
 		Wrap:         cfg.Wrap,
-		Logf: func(format string, args ...any) {
-			if cfg.Log != nil {
-				cfg.Log.Info(fmt.Sprintf(format, args...))
-			}
-		},
+		Log:          cfg.Log,
 	})
 	if err != nil {
 		return nil, err

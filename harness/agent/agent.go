@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"github.com/jepsen-go/jepsen/harness/backend"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -54,9 +55,8 @@ type Config struct {
 	CapAdd []string
 	// SharePID also joins the node's PID namespace.
 	SharePID bool
-	// Logf receives a line when a stale agent cannot be removed; nil
-	// discards.
-	Logf func(format string, args ...any)
+	// Log receives a line when a stale agent cannot be removed, and the fallbacks to docker exec; nil discards them.
+	Log *slog.Logger
 	// Local, if set, runs the commands named in LocalOps in this process
 	// instead of through docker exec, which costs from half a second to
 	// seconds on a loaded host. The agent then serves on a socket in a
@@ -119,8 +119,8 @@ type Pool struct {
 
 // New returns a pool of agents described by cfg on c.
 func New(c Cluster, cfg Config) *Pool {
-	if cfg.Logf == nil {
-		cfg.Logf = func(string, ...any) {}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Pool{c: c, cfg: cfg, ids: map[string]string{}, started: map[string]time.Time{}, nodeMu: map[string]*sync.Mutex{}}
 }
@@ -172,7 +172,7 @@ func (p *Pool) StartSoon(ctx context.Context, node string) {
 	go func() {
 		defer p.bg.Done()
 		if err := p.Start(context.WithoutCancel(ctx), node); err != nil {
-			p.cfg.Logf("%s %s: start agent: %v (started with the next command)", p.cfg.Name, node, err)
+			p.cfg.Log.Info(fmt.Sprintf("%s %s: start agent: %v (started with the next command)", p.cfg.Name, node, err))
 		}
 	}()
 }
@@ -210,7 +210,7 @@ func (p *Pool) start(ctx context.Context, node string) (string, error) {
 			p.mu.Lock()
 			p.noLocal = true
 			p.mu.Unlock()
-			p.cfg.Logf("%s %s: agent with a bind-mounted socket failed to start, using docker exec: %v", p.cfg.Name, node, err)
+			p.cfg.Log.Info(fmt.Sprintf("%s %s: agent with a bind-mounted socket failed to start, using docker exec: %v", p.cfg.Name, node, err))
 			sc.Binds = nil
 			id, err = p.c.RunSidecar(ctx, node, sc)
 		}
@@ -247,7 +247,7 @@ func (p *Pool) nodeDir(node string) string {
 		dir, err := os.MkdirTemp("", socketDirPrefix+p.cfg.Name+"-")
 		if err != nil {
 			p.noLocal = true
-			p.cfg.Logf("%s: no directory for the agents' sockets, using docker exec: %v", p.cfg.Name, err)
+			p.cfg.Log.Info(fmt.Sprintf("%s: no directory for the agents' sockets, using docker exec: %v", p.cfg.Name, err))
 			return ""
 		}
 		p.hostDir = dir
@@ -293,7 +293,7 @@ func (p *Pool) local(ctx context.Context, node string, args []string) (out []byt
 				p.mu.Lock()
 				p.noLocal = true
 				p.mu.Unlock()
-				p.cfg.Logf("%s %s: agent socket not reachable from here, using docker exec: %v", p.cfg.Name, node, derr)
+				p.cfg.Log.Info(fmt.Sprintf("%s %s: agent socket not reachable from here, using docker exec: %v", p.cfg.Name, node, derr))
 			}
 			return nil, false, nil
 		}
@@ -383,7 +383,7 @@ func (p *Pool) drop(ctx context.Context, node, id string) {
 	}
 	p.mu.Unlock()
 	if err := p.c.RemoveContainer(context.WithoutCancel(ctx), id); err != nil {
-		p.cfg.Logf("%s %s: remove stale agent: %v", p.cfg.Name, node, err)
+		p.cfg.Log.Info(fmt.Sprintf("%s %s: remove stale agent: %v", p.cfg.Name, node, err))
 	}
 }
 

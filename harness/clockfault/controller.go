@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/jepsen-go/jepsen/harness/backend"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -35,8 +36,8 @@ type ControllerOptions struct {
 	Command []string
 	// Monotonic makes every shift move the monotonic clocks too.
 	Monotonic bool
-	// Logf receives one line per action with its latency; nil discards.
-	Logf func(format string, args ...any)
+	// Log receives one line per action with its latency; nil discards them.
+	Log *slog.Logger
 }
 
 // Controller shifts the clocks of the nodes of a cluster through one agent
@@ -59,12 +60,12 @@ func NewController(c Cluster, opts ControllerOptions) *Controller {
 	if len(opts.Command) == 0 {
 		opts.Command = []string{"/jepsen", "clockfault"}
 	}
-	if opts.Logf == nil {
-		opts.Logf = func(string, ...any) {}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	ctl := &Controller{c: c, opts: opts, offsets: map[string]time.Duration{},
 		agents: agent.New(c, agent.Config{Name: "clockfault", Image: opts.Image, Command: opts.Command,
-			CapAdd: []string{"SYS_PTRACE"}, SharePID: true, Logf: opts.Logf,
+			CapAdd: []string{"SYS_PTRACE"}, SharePID: true, Log: opts.Log,
 			// check inspects the node's process, so it runs in the agent.
 			Local: Main, LocalOps: []string{"set", "reset", "strobe", "status"}})}
 	c.OnRestart(ctl.restarted)
@@ -98,7 +99,7 @@ func (ctl *Controller) check(ctx context.Context, node string) error {
 func (ctl *Controller) Prepare(ctx context.Context) error {
 	t0 := time.Now()
 	err := agent.Each(ctx, ctl.c.Nodes(), ctl.check)
-	ctl.opts.Logf("clockfault: agents ready on %d nodes in %v", len(ctl.c.Nodes()), time.Since(t0).Round(time.Millisecond))
+	ctl.opts.Log.Info(fmt.Sprintf("clockfault: agents ready on %d nodes in %v", len(ctl.c.Nodes()), time.Since(t0).Round(time.Millisecond)))
 	return err
 }
 
@@ -125,7 +126,7 @@ func (ctl *Controller) SetClock(ctx context.Context, offsets map[string]time.Dur
 	ctl.mu.Unlock()
 	t0 := time.Now()
 	err := agent.Each(ctx, nodes, ctl.apply)
-	ctl.opts.Logf("clockfault: set %v in %v", offsets, time.Since(t0).Round(time.Millisecond))
+	ctl.opts.Log.Info(fmt.Sprintf("clockfault: set %v in %v", offsets, time.Since(t0).Round(time.Millisecond)))
 	return err
 }
 
@@ -151,8 +152,8 @@ func (ctl *Controller) StrobeClock(ctx context.Context, nodes []string, delta, p
 		return ctl.exec(ctx, node, "strobe", "--delta="+delta.String(), "--period="+period.String(),
 			"--duration="+duration.String())
 	})
-	ctl.opts.Logf("clockfault: strobe %v by %v every %v for %v started in %v", nodes, delta, period, duration,
-		time.Since(t0).Round(time.Millisecond))
+	ctl.opts.Log.Info(fmt.Sprintf("clockfault: strobe %v by %v every %v for %v started in %v", nodes, delta, period, duration,
+		time.Since(t0).Round(time.Millisecond)))
 	return err
 }
 
@@ -164,7 +165,7 @@ func (ctl *Controller) ResetClock(ctx context.Context) error {
 	nodes := ctl.agents.Running() // a node without an agent was never shifted
 	t0 := time.Now()
 	err := agent.Each(ctx, nodes, ctl.apply)
-	ctl.opts.Logf("clockfault: reset %d nodes in %v", len(nodes), time.Since(t0).Round(time.Millisecond))
+	ctl.opts.Log.Info(fmt.Sprintf("clockfault: reset %d nodes in %v", len(nodes), time.Since(t0).Round(time.Millisecond)))
 	return err
 }
 
@@ -209,7 +210,7 @@ func (ctl *Controller) exec(ctx context.Context, node string, args ...string) er
 	if errors.Is(err, agent.ErrNodeDown) {
 		// Killed: its processes are gone; the restart hook shifts the
 		// new ones.
-		ctl.opts.Logf("clockfault: %s is down; its offset follows when it restarts", node)
+		ctl.opts.Log.Info(fmt.Sprintf("clockfault: %s is down; its offset follows when it restarts", node))
 		return nil
 	}
 	if err != nil {
@@ -239,7 +240,7 @@ func (ctl *Controller) restarted(ctx context.Context, node string) error {
 	}
 	t0 := time.Now()
 	err := ctl.apply(ctx, node)
-	ctl.opts.Logf("clockfault: %s restarted, shifted by %v again in %v", node, d, time.Since(t0).Round(time.Millisecond))
+	ctl.opts.Log.Info(fmt.Sprintf("clockfault: %s restarted, shifted by %v again in %v", node, d, time.Since(t0).Round(time.Millisecond)))
 	return err
 }
 

@@ -43,7 +43,7 @@ func startClusterOf(t *testing.T, n int, target string, command func(node string
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cl := dockertest.StartCluster(ctx, t, "cftest", target, n, command)
-	ctl := NewController(cl, ControllerOptions{Image: agent, Logf: t.Logf})
+	ctl := NewController(cl, ControllerOptions{Image: agent, Log: dockertest.Logger(t)})
 	t.Cleanup(func() {
 		if err := ctl.Close(context.Background()); err != nil {
 			t.Errorf("close controller: %v", err)
@@ -247,7 +247,7 @@ func TestDockerRestartStrobeMonotonic(t *testing.T) {
 	}
 
 	// The monotonic option moves time.Since too.
-	mctl := NewController(cl, ControllerOptions{Image: ctl.opts.Image, Monotonic: true, Logf: t.Logf})
+	mctl := NewController(cl, ControllerOptions{Image: ctl.opts.Image, Monotonic: true, Log: dockertest.Logger(t)})
 	t.Cleanup(func() { _ = mctl.Close(context.Background()) })
 	_, mono0 := skew(t, cl, "n2")
 	if err := mctl.SetClock(ctx, map[string]time.Duration{"n2": time.Hour}); err != nil {

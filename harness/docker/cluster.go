@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/jepsen-go/jepsen/harness/backend"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -73,8 +74,8 @@ type Config struct {
 	// LogDir receives nX.log for every node, appended across restarts
 	// ("" = logs are kept in memory only, for error messages).
 	LogDir string
-	// Logf receives progress lines (timings); nil discards them.
-	Logf func(format string, args ...any)
+	// Log receives progress lines (timings); nil discards them.
+	Log *slog.Logger
 }
 
 // Sidecar describes a helper container that shares a node's network
@@ -154,8 +155,8 @@ func (cfg *Config) validate() error {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
 	}
-	if cfg.Logf == nil {
-		cfg.Logf = func(string, ...any) {}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	return nil
 }
@@ -236,9 +237,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	cfg.Logf("docker: %d nodes ready in %.1fs (network %s %s in %.2fs, containers created and started in %.2fs, ready after %.2fs more)",
+	cfg.Log.Info(fmt.Sprintf("docker: %d nodes ready in %.1fs (network %s %s in %.2fs, containers created and started in %.2fs, ready after %.2fs more)",
 		len(cfg.Nodes), time.Since(t0).Seconds(), cl.netName, cl.subnet, tNet.Sub(t0).Seconds(),
-		tCreated.Sub(tNet).Seconds(), time.Since(tCreated).Seconds())
+		tCreated.Sub(tNet).Seconds(), time.Since(tCreated).Seconds()))
 	return cl, nil
 }
 
@@ -351,7 +352,7 @@ func (c *Cluster) watchExit(n *node) {
 		c.mu.Lock()
 		c.exits = append(c.exits, Exit{Node: n.name, Code: code, At: at, Log: n.log.tail()})
 		c.mu.Unlock()
-		c.cfg.Logf("docker: %s exited with status %d on its own", n.name, code)
+		c.cfg.Log.Info(fmt.Sprintf("docker: %s exited with status %d on its own", n.name, code))
 	}()
 }
 
@@ -644,7 +645,7 @@ func (c *Cluster) Start(ctx context.Context, name string) error {
 	if err := c.waitReady(ctx, n); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	c.cfg.Logf("docker: %s started and ready in %.2fs at %s", name, time.Since(t0).Seconds(), n.Endpoint())
+	c.cfg.Log.Info(fmt.Sprintf("docker: %s started and ready in %.2fs at %s", name, time.Since(t0).Seconds(), n.Endpoint()))
 	c.mu.Lock()
 	hooks := append([]func(context.Context, string) error(nil), c.hooks...)
 	c.mu.Unlock()
@@ -854,8 +855,8 @@ func (c *Cluster) Close(ctx context.Context) error {
 		}
 		c.bgCancel()
 		c.closeErr = errors.Join(errs...)
-		c.cfg.Logf("docker: teardown of run %s in %.2fs (%d containers, %d networks, %d volumes removed)",
-			c.cfg.RunID, time.Since(t0).Seconds(), len(rep.Containers), len(rep.Networks), len(rep.Volumes))
+		c.cfg.Log.Info(fmt.Sprintf("docker: teardown of run %s in %.2fs (%d containers, %d networks, %d volumes removed)",
+			c.cfg.RunID, time.Since(t0).Seconds(), len(rep.Containers), len(rep.Networks), len(rep.Volumes)))
 	})
 	return c.closeErr
 }

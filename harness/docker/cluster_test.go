@@ -331,7 +331,7 @@ func BenchmarkClusterStartClose(b *testing.B) {
 		run := newRunID(b)
 		cfg := echoConfig(b, run, []string{"n1", "n2", "n3", "n4", "n5"})
 		cfg.Image = img
-		cfg.Logf = func(string, ...any) {}
+		cfg.Log = nil
 		t0 := time.Now()
 		cl, err := Start(ctx, cfg)
 		if err != nil {

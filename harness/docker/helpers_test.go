@@ -7,6 +7,7 @@ import (
 	"github.com/jepsen-go/jepsen/targets"
 	_ "github.com/jepsen-go/jepsen/targets/httpkv" // the http protocol, for httpReady
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -127,7 +128,7 @@ func echoConfig(tb testing.TB, runID string, nodes []string, extra ...string) Co
 		Ready:        httpReady,
 		ReadyTimeout: 10 * time.Second,
 		LogDir:       tb.TempDir(),
-		Logf:         tb.Logf,
+		Log:          testLogger(tb),
 	}
 }
 
@@ -165,4 +166,16 @@ func httpReady(ctx context.Context, node, endpoint string) error {
 	}
 	defer c.Close()
 	return c.Ready(ctx)
+}
+
+// testLogger writes the cluster's log lines to the test's log.
+func testLogger(tb testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tbWriter{tb}, nil))
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }

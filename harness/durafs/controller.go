@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -69,8 +70,8 @@ type ControllerOptions struct {
 	// that a node whose helper is gone says why in its log before the
 	// cluster's readiness wait ends).
 	MountTimeout time.Duration
-	// Logf receives one line per action; nil discards.
-	Logf func(format string, args ...any)
+	// Log receives one line per action; nil discards them.
+	Log *slog.Logger
 }
 
 // Paths inside the containers.
@@ -111,8 +112,8 @@ func NewController(rt Runtime, opts ControllerOptions) *Controller {
 	if opts.MountTimeout <= 0 {
 		opts.MountTimeout = 20 * time.Second
 	}
-	if opts.Logf == nil {
-		opts.Logf = func(string, ...any) {}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Controller{rt: rt, opts: opts}
 }
@@ -186,7 +187,7 @@ func (c *Controller) Prepare(ctx context.Context) (err error) {
 		}
 		return fmt.Errorf("power-loss: the filesystem helper cannot mount FUSE here: %s", msg)
 	}
-	c.opts.Logf("durafs: helper ready in %v", time.Since(t0).Round(time.Millisecond))
+	c.opts.Log.Info(fmt.Sprintf("durafs: helper ready in %v", time.Since(t0).Round(time.Millisecond)))
 	return nil
 }
 
@@ -263,7 +264,7 @@ func (c *Controller) PowerLossStats(ctx context.Context, node string) (Stats, er
 		return Stats{}, fmt.Errorf("power-loss %s: %w", node, err)
 	}
 	if !rep.Armed {
-		c.opts.Logf("durafs: power-loss %s: it was down; nothing to lose", node)
+		c.opts.Log.Info(fmt.Sprintf("durafs: power-loss %s: it was down; nothing to lose", node))
 		return Stats{}, nil
 	}
 	rep, err = call(c.socket(), request{Op: "await", Node: node, TimeoutMS: awaitTimeout.Milliseconds()}, nil,
@@ -275,8 +276,8 @@ func (c *Controller) PowerLossStats(ctx context.Context, node string) (Stats, er
 	if rep.Stats != nil {
 		st = *rep.Stats
 	}
-	c.opts.Logf("durafs: power-loss %s in %v: %d unsynced bytes lost (%d writes, %d syncs in that mount)",
-		node, time.Since(t0).Round(time.Millisecond), st.Dropped, st.Writes, st.Syncs)
+	c.opts.Log.Info(fmt.Sprintf("durafs: power-loss %s in %v: %d unsynced bytes lost (%d writes, %d syncs in that mount)",
+		node, time.Since(t0).Round(time.Millisecond), st.Dropped, st.Writes, st.Syncs))
 	return st, nil
 }
 
@@ -332,7 +333,7 @@ func (c *Controller) CorruptDetail(ctx context.Context, node string, rng *rand.R
 	if _, err := call(c.socket(), request{Op: "corrupt", Node: node, Corruption: &cor}, nil, 5*time.Second, 30*time.Second); err != nil {
 		return Corruption{}, fmt.Errorf("corrupt %s: %w", node, err)
 	}
-	c.opts.Logf("durafs: corrupt %s: %s %s at %d (of %d bytes)", node, cor.Kind, cor.File, cor.Offset, cor.Size)
+	c.opts.Log.Info(fmt.Sprintf("durafs: corrupt %s: %s %s at %d (of %d bytes)", node, cor.Kind, cor.File, cor.Offset, cor.Size))
 	return cor, nil
 }
 

@@ -61,7 +61,7 @@ func writerCluster(t *testing.T, n int) (*docker.Cluster, *Controller) {
 	t.Cleanup(func() { checkNoMounts(t) })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ctl := NewController(DockerRuntime(run), ControllerOptions{Image: helper, DataDir: "/data", Logf: t.Logf})
+	ctl := NewController(DockerRuntime(run), ControllerOptions{Image: helper, DataDir: "/data", Log: dockertest.Logger(t)})
 	t0 := time.Now()
 	if err := ctl.Prepare(ctx); err != nil {
 		t.Fatalf("prepare: %v", err)
@@ -85,7 +85,7 @@ func writerCluster(t *testing.T, n int) (*docker.Cluster, *Controller) {
 	cl, err := docker.Start(ctx, docker.Config{
 		RunID: run, Image: target, Nodes: nodes,
 		Command: func(string) []string { return []string{"/target", "--dir", "/data"} },
-		Port:    8080, DataDir: "/data", Wrap: &w, Logf: t.Logf,
+		Port:    8080, DataDir: "/data", Wrap: &w, Log: dockertest.Logger(t),
 	})
 	if err != nil {
 		t.Fatalf("start cluster: %v", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/jepsen-go/jepsen/harness/backend"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
@@ -37,8 +38,8 @@ type ControllerOptions struct {
 	// Command is the agent command prefix (default /jepsen netfault); the
 	// controller appends serve, apply JSON or clear.
 	Command []string
-	// Logf receives one line per action with its latency; nil discards.
-	Logf func(format string, args ...any)
+	// Log receives one line per action with its latency; nil discards them.
+	Log *slog.Logger
 }
 
 // Controller installs network faults on every node of a cluster through
@@ -75,12 +76,12 @@ func NewController(c Cluster, opts ControllerOptions) *Controller {
 	if len(opts.Command) == 0 {
 		opts.Command = []string{"/jepsen", "netfault"}
 	}
-	if opts.Logf == nil {
-		opts.Logf = func(string, ...any) {}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	ctl := &Controller{c: c, opts: opts, applied: map[string]applied{}, nodeMu: map[string]*sync.Mutex{},
 		agents: agent.New(c, agent.Config{Name: "netfault", Image: opts.Image, Command: opts.Command,
-			CapAdd: []string{"NET_ADMIN"}, Logf: opts.Logf,
+			CapAdd: []string{"NET_ADMIN"}, Log: opts.Log,
 			Local: Main, LocalOps: []string{"apply", "clear", "status"}})}
 	for _, n := range c.Nodes() {
 		ctl.nodeMu[n] = &sync.Mutex{}
@@ -94,7 +95,7 @@ func NewController(c Cluster, opts ControllerOptions) *Controller {
 func (ctl *Controller) Prepare(ctx context.Context) error {
 	t0 := time.Now()
 	err := agent.Each(ctx, ctl.c.Nodes(), ctl.agents.Start)
-	ctl.opts.Logf("netfault: agents ready on %d nodes in %v", len(ctl.c.Nodes()), time.Since(t0).Round(time.Millisecond))
+	ctl.opts.Log.Info(fmt.Sprintf("netfault: agents ready on %d nodes in %v", len(ctl.c.Nodes()), time.Since(t0).Round(time.Millisecond)))
 	return err
 }
 
@@ -173,7 +174,7 @@ func (ctl *Controller) specLocked(node string) Spec {
 func (ctl *Controller) push(ctx context.Context, what string) error {
 	t0 := time.Now()
 	err := agent.Each(ctx, ctl.c.Nodes(), ctl.apply)
-	ctl.opts.Logf("netfault: %s installed on %d nodes in %v", what, len(ctl.c.Nodes()), time.Since(t0).Round(time.Millisecond))
+	ctl.opts.Log.Info(fmt.Sprintf("netfault: %s installed on %d nodes in %v", what, len(ctl.c.Nodes()), time.Since(t0).Round(time.Millisecond)))
 	return err
 }
 
@@ -220,7 +221,7 @@ func (ctl *Controller) apply(ctx context.Context, node string) error {
 	if errors.Is(err, agent.ErrNodeDown) {
 		// Killed: its network namespace is gone; the restart hook
 		// installs the rules in the new one.
-		ctl.opts.Logf("netfault: %s is down; its rules follow when it restarts", node)
+		ctl.opts.Log.Info(fmt.Sprintf("netfault: %s is down; its rules follow when it restarts", node))
 		return nil
 	}
 	if err != nil {
@@ -251,7 +252,7 @@ func (ctl *Controller) restarted(ctx context.Context, node string) error {
 	}
 	t0 := time.Now()
 	err := ctl.apply(ctx, node)
-	ctl.opts.Logf("netfault: rules of restarted %s installed again in %v", node, time.Since(t0).Round(time.Millisecond))
+	ctl.opts.Log.Info(fmt.Sprintf("netfault: rules of restarted %s installed again in %v", node, time.Since(t0).Round(time.Millisecond)))
 	return err
 }
 

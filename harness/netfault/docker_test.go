@@ -56,7 +56,7 @@ func startClusterTB(t testing.TB, n int) (*docker.Cluster, *Controller) {
 	defer cancel()
 	cl := dockertest.StartCluster(ctx, t, "nftest", probe, n,
 		func(node string) []string { return []string{"/target", "--id", node, "--port", "8080"} })
-	ctl := NewController(cl, ControllerOptions{Image: agent, Logf: t.Logf})
+	ctl := NewController(cl, ControllerOptions{Image: agent, Log: dockertest.Logger(t)})
 	t.Cleanup(func() {
 		if err := ctl.Close(context.Background()); err != nil {
 			t.Errorf("close controller: %v", err)

@@ -57,7 +57,7 @@ func startEtcd(tb testing.TB, n int, opts Options) (*docker.Cluster, map[string]
 		Env:     func(node string) []string { return spec.EnvFor(node, nodes, nil) },
 		Port:    spec.Port,
 		DataDir: spec.DataDir,
-		Logf:    tb.Logf,
+		Log:     dockertest.Logger(tb),
 	})
 	if err != nil {
 		tb.Fatalf("start etcd: %v", err)

@@ -58,7 +58,7 @@ func startRedis(tb testing.TB, n int) (*docker.Cluster, map[string]*Client) {
 		Env:     func(node string) []string { return spec.EnvFor(node, nodes, nil) },
 		Port:    spec.Port,
 		DataDir: spec.DataDir,
-		Logf:    tb.Logf,
+		Log:     dockertest.Logger(tb),
 	})
 	if err != nil {
 		tb.Fatalf("start redis: %v", err)

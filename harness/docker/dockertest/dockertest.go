@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"github.com/jepsen-go/jepsen/targets"
 	_ "github.com/jepsen-go/jepsen/targets/httpkv" // the http protocol, for HTTPReady
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -157,7 +158,7 @@ func StartCluster(ctx context.Context, tb testing.TB, runPrefix, image string, n
 		Port:    8080,
 		DataDir: "/data",
 		Ready:   HTTPReady("/health"), ReadyTimeout: 20 * time.Second,
-		Logf: tb.Logf,
+		Log: Logger(tb),
 	})
 	if err != nil {
 		tb.Fatalf("start cluster: %v", err)
@@ -182,4 +183,18 @@ func HTTPReady(path string) func(ctx context.Context, node, endpoint string) err
 		defer c.Close()
 		return c.Ready(ctx)
 	}
+}
+
+// Logger returns a logger that writes to the test's log.
+func Logger(tb testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// tbWriter writes each record as a line of the test's log.
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Helper()
+	w.tb.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
