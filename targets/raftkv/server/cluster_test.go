@@ -26,8 +26,7 @@ type testCluster struct {
 }
 
 type clusterOpts struct {
-	bug        Bug
-	flushEvery time.Duration
+	bug Bug
 	// lease, if set, is used for the heartbeat, election and leader lease
 	// timeouts (a leader keeps leading that long without a quorum).
 	lease time.Duration
@@ -71,16 +70,15 @@ func newTestCluster(t *testing.T, size int, o clusterOpts) *testCluster {
 	base := t.TempDir()
 	for _, name := range c.names {
 		c.cfg[name] = Config{
-			ID:                   name,
-			Nodes:                c.names,
-			DataDir:              fmt.Sprintf("%s/%s", base, name),
-			Bug:                  o.bug,
-			HTTPAddrs:            httpAddrs,
-			RaftAddrs:            raftAddrs,
-			RequestTimeout:       3 * time.Second,
-			LeaderWait:           2 * time.Second,
-			NoFsyncFlushInterval: o.flushEvery,
-			Logger:               testLogger(),
+			ID:             name,
+			Nodes:          c.names,
+			DataDir:        fmt.Sprintf("%s/%s", base, name),
+			Bug:            o.bug,
+			HTTPAddrs:      httpAddrs,
+			RaftAddrs:      raftAddrs,
+			RequestTimeout: 3 * time.Second,
+			LeaderWait:     2 * time.Second,
+			Logger:         testLogger(),
 		}
 		if o.leaderWait != 0 {
 			cfg := c.cfg[name]
@@ -129,14 +127,6 @@ func (c *testCluster) stop(name string) {
 	c.t.Helper()
 	if err := c.nodes[name].Close(); err != nil {
 		c.t.Fatalf("stop %s: %v", name, err)
-	}
-	c.nodes[name] = nil
-}
-
-func (c *testCluster) crash(name string) {
-	c.t.Helper()
-	if err := c.nodes[name].crashStop(); err != nil {
-		c.t.Fatalf("crash %s: %v", name, err)
 	}
 	c.nodes[name] = nil
 }

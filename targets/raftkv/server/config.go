@@ -31,9 +31,11 @@ const (
 	// BugRacyCAS implements cas as a read of the local state followed by a
 	// separate replicated write.
 	BugRacyCAS Bug = "racy-cas"
-	// BugNoFsync keeps the Raft log and the Raft vote/term in process
-	// memory, writing them to disk (without fsync) only every
-	// Config.NoFsyncFlushInterval, so a killed process loses them.
+	// BugNoFsync never calls fsync: the Raft log and vote/term (bolt with
+	// NoSync and NoGrowSync) and the snapshots are written but not synced,
+	// so an acknowledged write may be only in the kernel's page cache. A
+	// killed process loses nothing; a power loss (jepsen's power-loss
+	// nemesis) loses what was not yet written back.
 	BugNoFsync Bug = "no-fsync"
 	// BugLeaseRead lets the leader serve reads from its local state while
 	// a read lease, measured with the wall clock, looks valid. Correct
@@ -74,16 +76,15 @@ func ParseBug(s string) (Bug, error) {
 
 // Defaults used when the corresponding Config field is zero.
 const (
-	DefaultPort                 = 8080
-	DefaultRaftPort             = 7000
-	DefaultHeartbeatTimeout     = 400 * time.Millisecond
-	DefaultElectionTimeout      = 400 * time.Millisecond
-	DefaultLeaderLeaseTimeout   = 300 * time.Millisecond
-	DefaultCommitTimeout        = 20 * time.Millisecond
-	DefaultRequestTimeout       = 5 * time.Second
-	DefaultLeaderWait           = time.Second
-	DefaultSnapshotThreshold    = 8192
-	DefaultNoFsyncFlushInterval = 5 * time.Second
+	DefaultPort               = 8080
+	DefaultRaftPort           = 7000
+	DefaultHeartbeatTimeout   = 400 * time.Millisecond
+	DefaultElectionTimeout    = 400 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 300 * time.Millisecond
+	DefaultCommitTimeout      = 20 * time.Millisecond
+	DefaultRequestTimeout     = 5 * time.Second
+	DefaultLeaderWait         = time.Second
+	DefaultSnapshotThreshold  = 8192
 )
 
 // Config describes one node of the store.
@@ -132,9 +133,6 @@ type Config struct {
 	LeaderWait time.Duration
 	// SnapshotThreshold is the number of log entries between snapshots.
 	SnapshotThreshold uint64
-	// NoFsyncFlushInterval is how often the no-fsync bug writes its
-	// in-memory log to disk (default 5s).
-	NoFsyncFlushInterval time.Duration
 
 	// Logger receives the node's and Raft's logs (default: stderr, INFO).
 	Logger hclog.Logger
@@ -160,7 +158,6 @@ func (c Config) withDefaults() (Config, error) {
 	setDur(&c.CommitTimeout, DefaultCommitTimeout)
 	setDur(&c.RequestTimeout, DefaultRequestTimeout)
 	setDur(&c.LeaderWait, DefaultLeaderWait)
-	setDur(&c.NoFsyncFlushInterval, DefaultNoFsyncFlushInterval)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = DefaultSnapshotThreshold
 	}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,15 +82,15 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	n.store, err = openLogStore(cfg.DataDir, cfg.Bug == BugNoFsync, cfg.NoFsyncFlushInterval)
+	n.store, err = openLogStore(cfg.DataDir, cfg.Bug == BugNoFsync)
 	if err != nil {
 		return nil, err
 	}
 	cleanups = append(cleanups, func() { _ = n.store.Close() })
 
-	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, n.logger.Named("snapshots"))
+	n.snaps, err = openSnapshotStore(cfg.DataDir, cfg.Bug == BugNoFsync, n.logger.Named("snapshots"))
 	if err != nil {
-		return nil, fmt.Errorf("open snapshot store: %w", err)
+		return nil, err
 	}
 
 	rl := cfg.RaftListener
@@ -193,23 +192,8 @@ func (n *Node) Leader() string {
 // Close stops serving, shuts Raft down and closes the storage, keeping
 // everything acknowledged on disk. It is safe to call more than once.
 func (n *Node) Close() error {
-	return n.shutdown(false)
-}
-
-// crashStop stops the node as a SIGKILL would: what the store has not
-// written to disk is dropped. Used by tests of the no-fsync bug.
-func (n *Node) crashStop() error {
-	return n.shutdown(true)
-}
-
-func (n *Node) shutdown(crash bool) error {
 	n.closeOnce.Do(func() {
 		var errs []error
-		if crash {
-			// Drop unsynced state first, so that nothing Raft does while
-			// shutting down reaches the disk.
-			n.store.crash()
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := n.httpSrv.Shutdown(ctx); err != nil {
@@ -226,7 +210,7 @@ func (n *Node) shutdown(crash bool) error {
 		}
 		n.client.CloseIdleConnections()
 		n.closeErr = errors.Join(errs...)
-		n.logger.Info("stopped", "crash", crash, "err", n.closeErr)
+		n.logger.Info("stopped", "err", n.closeErr)
 	})
 	return n.closeErr
 }
