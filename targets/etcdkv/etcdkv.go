@@ -368,8 +368,11 @@ func (c *Client) Ready(ctx context.Context) error {
 		st, _ := status.FromError(err)
 		switch st.Code() {
 		case codes.Unimplemented:
-			return targets.NeverReady(fmt.Errorf("%s: port %d (jepsen.yaml `port`) does not serve the etcd v3 API (%s); point `port` at etcd's client port (2379 by default)", c.opts.Node, c.opts.Port, oneLine(st.Message(), 120)))
+			return targets.NeverReady(fmt.Errorf("port %d (jepsen.yaml `port`) does not serve the etcd v3 API (%s); point `port` at etcd's client port (2379 by default)", c.opts.Port, oneLine(st.Message(), 120)))
 		case codes.Unavailable:
+			if strings.Contains(st.Message(), "looked like an HTTP/1.1 header") {
+				return targets.NeverReady(fmt.Errorf("port %d (jepsen.yaml `port`) answers HTTP/1.1, not the etcd v3 API (gRPC); point `port` at etcd's client port (2379 by default)", c.opts.Port))
+			}
 			if !strings.HasPrefix(st.Message(), "etcdserver:") {
 				return fmt.Errorf("no etcd answers on port %d (jepsen.yaml `port`) inside %s: %s", c.opts.Port, c.opts.Node, connProblem(oneLine(st.Message(), 200)))
 			}

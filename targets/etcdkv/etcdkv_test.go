@@ -3,6 +3,9 @@ package etcdkv
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,5 +158,21 @@ func TestProtocolRegistered(t *testing.T) {
 	}
 	if _, ok := c.(targets.LeaderConn).Leader(ctx); ok {
 		t.Errorf("Leader answered on a closed port")
+	}
+}
+
+// Something that answers HTTP/1.1 on the port (etcd's peer port, a web
+// server) is never ready: waiting cannot help.
+func TestReadyNotEtcd(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	c, err := New(strings.TrimPrefix(srv.URL, "http://"), Options{Node: "n1", Port: 2380})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Ready(context.Background())
+	if !errors.Is(err, targets.ErrNeverReady) || !strings.Contains(err.Error(), "port 2380") {
+		t.Fatalf("Ready against an HTTP/1.1 server = %v; want never ready, naming port 2380", err)
 	}
 }

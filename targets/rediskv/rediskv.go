@@ -331,13 +331,13 @@ func (c *Client) Ready(ctx context.Context) error {
 	case errors.As(err, &rerr) && !isClientError(err):
 		msg := oneLine(rerr.Error(), 200)
 		if strings.HasPrefix(msg, "NOAUTH") || strings.HasPrefix(msg, "WRONGPASS") {
-			return targets.NeverReady(fmt.Errorf("%s needs a password (%s); the redis protocol connects without one: start the nodes without requirepass", c.opts.Node, msg))
+			return targets.NeverReady(fmt.Errorf("the node needs a password (%s); the redis protocol connects without one: start the nodes without requirepass", msg))
 		}
 		return fmt.Errorf("%s answered PING with %s", c.opts.Node, msg)
 	case notSent(err) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
 		return fmt.Errorf("no redis answers on port %d (jepsen.yaml `port`) inside %s: %s", c.opts.Port, c.opts.Node, describe(err))
 	case strings.Contains(err.Error(), "redis: can't parse") || strings.Contains(err.Error(), "invalid reply"):
-		return targets.NeverReady(fmt.Errorf("port %d (jepsen.yaml `port`) inside %s does not speak RESP (%s); point `port` at the Redis port (6379 by default)", c.opts.Port, c.opts.Node, oneLine(err.Error(), 120)))
+		return targets.NeverReady(fmt.Errorf("port %d (jepsen.yaml `port`) does not speak RESP (%s); point `port` at the Redis port (6379 by default)", c.opts.Port, oneLine(err.Error(), 120)))
 	}
 	return fmt.Errorf("PING %s: %s", c.opts.Node, describe(err))
 }
