@@ -13,8 +13,11 @@
 // from its local state without asking a quorum and which etcd documents as
 // possibly stale.
 //
-// Every request carries etcd's "require leader" flag, so that a node that
-// knows no leader refuses it at once instead of waiting.
+// Every request but a serializable read carries etcd's "require leader"
+// flag, so that a node that knows no leader refuses it at once instead of
+// waiting. Serializable reads go without it, as etcd's own clients send
+// them: a member cut off from the leader keeps answering them from its
+// local state, which is what the option asks for.
 //
 // # Errors
 //
@@ -166,11 +169,15 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// call runs one RPC on the node, fail-fast and with the require-leader
-// flag, and reports whether a request stream was opened (sent).
-func call[Req, Resp any](ctx context.Context, rpc func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (resp Resp, sent bool, err error) {
+// call runs one RPC on the node, fail-fast and, if requireLeader, with the
+// require-leader flag, and reports whether a request stream was opened
+// (sent).
+func call[Req, Resp any](ctx context.Context, requireLeader bool, rpc func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (resp Resp, sent bool, err error) {
 	var p peer.Peer
-	resp, err = rpc(clientv3.WithRequireLeader(ctx), req, grpc.WaitForReady(false), grpc.Peer(&p))
+	if requireLeader {
+		ctx = clientv3.WithRequireLeader(ctx)
+	}
+	resp, err = rpc(ctx, req, grpc.WaitForReady(false), grpc.Peer(&p))
 	return resp, p.Addr != nil, err
 }
 
@@ -192,7 +199,7 @@ func (c *Client) Invoke(ctx context.Context, op history.Op) (done history.Op) {
 	start := time.Now()
 	switch op.F {
 	case history.FRead:
-		resp, sent, err := call(ctx, c.kv.Range, &etcdserverpb.RangeRequest{Key: key, Serializable: c.opts.Serializable})
+		resp, sent, err := call(ctx, !c.opts.Serializable, c.kv.Range, &etcdserverpb.RangeRequest{Key: key, Serializable: c.opts.Serializable})
 		if err != nil {
 			return complete(done, ctx, start, sent, err)
 		}
@@ -211,7 +218,7 @@ func (c *Client) Invoke(ctx context.Context, op history.Op) (done history.Op) {
 		if !ok {
 			return failed(done, fmt.Sprintf("value %s is not JSON; nothing was sent", clip(op.Value, 40)))
 		}
-		_, sent, err := call(ctx, c.kv.Put, &etcdserverpb.PutRequest{Key: key, Value: v})
+		_, sent, err := call(ctx, true, c.kv.Put, &etcdserverpb.PutRequest{Key: key, Value: v})
 		if err != nil {
 			return complete(done, ctx, start, sent, err)
 		}
@@ -224,7 +231,7 @@ func (c *Client) Invoke(ctx context.Context, op history.Op) (done history.Op) {
 		if err != nil || !okF || !okT {
 			return failed(done, fmt.Sprintf("cas value %s is not a pair [from, to]; nothing was sent", clip(op.Value, 40)))
 		}
-		resp, sent, err := call(ctx, c.kv.Txn, casTxn(key, f, t))
+		resp, sent, err := call(ctx, true, c.kv.Txn, casTxn(key, f, t))
 		if err != nil {
 			return complete(done, ctx, start, sent, err)
 		}
