@@ -3,6 +3,8 @@ package checkers
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"sort"
 
 	"github.com/jepsen-go/jepsen/history"
 )
@@ -87,7 +89,8 @@ type setElem struct {
 	values      map[string]bool // canonical values of all adds
 	add         history.Type    // best outcome: ok > info > fail
 	addProc     history.Process
-	addTime     int64 // completion (or invocation if none) of the deciding add
+	addTime     int64  // completion (or invocation if none) of the deciding add
+	addNode     string // node the deciding add went to, "" if unknown
 	reads       int
 	last        *history.Op // last successful read
 	seen        *history.Op // first successful read that found a value
@@ -124,6 +127,7 @@ func checkSet(all []history.Op, keys []string, events map[string][]int32) *SetRe
 		}
 		return v
 	}
+	disk := diskFaults(all)
 	for _, key := range keys {
 		e := &setElem{key: key, values: map[string]bool{}}
 		var pairing history.Pairing[int32]
@@ -147,6 +151,10 @@ func checkSet(all []history.Op, keys []string, events map[string][]int32) *SetRe
 			e.values[string(v)] = true
 			if rank(t) > rank(e.add) {
 				e.add, e.addProc, e.addTime, e.addComplete = t, iop.Process, at, comp != nil
+				e.addNode = iop.Node
+				if comp != nil && comp.Node != "" {
+					e.addNode = comp.Node
+				}
 			}
 		}
 		for _, pos := range events[key] {
@@ -182,7 +190,7 @@ func checkSet(all []history.Op, keys []string, events map[string][]int32) *SetRe
 		for _, inv := range pairing.Dangling() {
 			settle(inv.V, nil)
 		}
-		classify(r, e)
+		classify(r, e, disk)
 	}
 	switch {
 	case r.Lost+r.Unexpected+r.Corrupted > 0:
@@ -198,7 +206,7 @@ func checkSet(all []history.Op, keys []string, events map[string][]int32) *SetRe
 	return r
 }
 
-func classify(r *SetResult, e *setElem) {
+func classify(r *SetResult, e *setElem, disk []diskFault) {
 	sec := func(t int64) string { return seconds(t, 3) }
 	el := SetElement{Key: e.key, Value: e.value, Add: e.add}
 	addDesc := fmt.Sprintf("add of %s (key %s) by process %s", string(e.value), e.key, e.addProc)
@@ -249,8 +257,12 @@ func classify(r *SetResult, e *setElem) {
 			addDesc, sec(e.addTime), e.seen.Process, sec(e.seen.Time)))
 	case e.add == history.OK && !present:
 		r.Lost++
-		push(&r.LostElements, fmt.Sprintf("%s was acknowledged at %s, but the final read of %s by process %s at %s found it absent.",
-			addDesc, sec(e.addTime), e.key, e.last.Process, sec(e.last.Time)))
+		by := ""
+		if e.addNode != "" {
+			by = " by " + e.addNode
+		}
+		push(&r.LostElements, fmt.Sprintf("%s was acknowledged%s at %s, but the final read of %s by process %s at %s found it absent%s.",
+			addDesc, by, sec(e.addTime), e.key, e.last.Process, sec(e.last.Time), lossCause(disk, e.addNode, e.addTime, e.last.Time)))
 	case e.add == history.Info && present:
 		r.Recovered++
 		how := "ended with an unknown outcome (info) at " + sec(e.addTime)
@@ -260,4 +272,97 @@ func classify(r *SetResult, e *setElem) {
 		push(&r.RecoveredElements, fmt.Sprintf("%s %s, and the final read by process %s at %s found it.",
 			addDesc, how, e.last.Process, sec(e.last.Time)))
 	}
+}
+
+// diskFault is a power loss or a corruption of one node's files, as the
+// nemesis recorded it: the explanation of a lost element names the one
+// that hit the node that acknowledged it.
+type diskFault struct {
+	node string
+	f    string // history.FPowerLoss or history.FCorrupt
+	// from and to are the times of the nemesis op's invocation and
+	// completion; to is the largest time if it never completed.
+	from, to int64
+	damage   *history.Corruption
+}
+
+// diskFaults returns the power losses and corruptions of a history's
+// nemesis ops, one per node hit, in the order they were invoked. The nodes
+// are those the completion says were hit (the plan's if it never
+// completed); values that do not decode are skipped.
+func diskFaults(all []history.Op) []diskFault {
+	var out []diskFault
+	var pairing history.Pairing[int]
+	add := func(inv *history.Op, comp *history.Op) {
+		val, to := inv.Value, int64(math.MaxInt64)
+		if comp != nil {
+			to = comp.Time
+			if !history.IsNull(comp.Value) {
+				val = comp.Value
+			}
+		}
+		f, err := history.DecodeFault(history.Op{Type: history.Info, Process: inv.Process, F: inv.F, Value: val})
+		if err != nil {
+			return
+		}
+		for _, n := range f.Targets {
+			out = append(out, diskFault{node: n, f: inv.F, from: inv.Time, to: to, damage: f.Corruption})
+		}
+	}
+	for i := range all {
+		op := &all[i]
+		if !op.Process.Nemesis || (op.F != history.FPowerLoss && op.F != history.FCorrupt) {
+			continue
+		}
+		if op.Type == history.Invoke {
+			if prev, dangling := pairing.Invoke(op.Process, op.F, i); dangling {
+				add(&all[prev.V], nil)
+			}
+			continue
+		}
+		if inv, ok := pairing.Complete(op.Process, op.F); ok {
+			add(&all[inv.V], op)
+		}
+	}
+	for _, inv := range pairing.Dangling() {
+		add(&all[inv.V], nil)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].from < out[j].from })
+	return out
+}
+
+// lossCause names the first power loss or corruption that hit node after
+// it acknowledged an add at ack and before the final read at read found
+// the element absent: "; n1 lost power at 14.000s, before syncing it".
+// It returns "" when none did or the node is unknown.
+func lossCause(disk []diskFault, node string, ack, read int64) string {
+	if node == "" {
+		return ""
+	}
+	sec := func(t int64) string { return seconds(t, 3) }
+	for _, d := range disk {
+		// The fault may have struck any time between its invocation and
+		// its completion: one that completed after the acknowledgement
+		// may have come after the store answered.
+		if d.node != node || d.to <= ack || d.from >= read {
+			continue
+		}
+		when := "at " + sec(d.from)
+		if d.from < ack && d.to != math.MaxInt64 {
+			when = "between " + sec(d.from) + " and " + sec(d.to)
+		}
+		if d.f == history.FPowerLoss {
+			return fmt.Sprintf("; %s lost power %s, before syncing it", node, when)
+		}
+		what := "its files were"
+		if d.damage != nil {
+			what = fmt.Sprintf("its file %s was", d.damage.File)
+		}
+		how := ""
+		if d.damage != nil {
+			how = fmt.Sprintf(" (%s at %d)", d.damage.Kind, d.damage.Offset)
+		}
+		return fmt.Sprintf("; %s was stopped and %s corrupted%s %s", node, what, how, when)
+	}
+	return ""
 }

@@ -119,3 +119,76 @@ func TestSetListsCapped(t *testing.T) {
 		t.Errorf("lost %d, listed %d", res.Set.Lost, len(res.Set.LostElements))
 	}
 }
+
+// onNode sets the node of ops (an add's invocation and completion).
+func onNode(node string, ops []history.Op) []history.Op {
+	for i := range ops {
+		ops[i].Node = node
+	}
+	return ops
+}
+
+// TestSetLostExplanationNamesPowerLoss checks that the explanation of a
+// lost element names the power loss (or corruption) that hit the node that
+// acknowledged the add, after it did and before the final read, and no
+// other.
+func TestSetLostExplanationNamesPowerLoss(t *testing.T) {
+	pl := func(typ history.Type, nodes ...string) history.Op {
+		return nem(typ, history.FPowerLoss, history.Fault{Kind: "power-loss", Targets: nodes})
+	}
+	start := func(typ history.Type, nodes ...string) history.Op { return nem(typ, history.FStart, nodes) }
+	corrupt := history.Fault{Kind: "corrupt", Targets: []string{"n1"}, Corruption: &history.Corruption{File: "wal/1.log", Offset: 4096, Kind: history.CorruptBitFlip, Length: 1}}
+	// cat spaces events 1 ms apart: the add is acknowledged at 0.002s.
+	tests := []struct {
+		name string
+		ops  []history.Op
+		want string // the whole explanation of the lost element
+	}{
+		{"power loss of the acknowledging node", cat(
+			onNode("n1", add(1, "s1", 1, history.OK)), pl(history.Invoke, "n1"), pl(history.Info, "n1"),
+			start(history.Invoke, "n1"), start(history.Info, "n1"), finalRead(3, "s1", nil)),
+			"add of 1 (key s1) by process 1 was acknowledged by n1 at 0.002s, but the final read of s1 by process 3 at 0.008s found it absent; n1 lost power at 0.003s, before syncing it."},
+		{"power loss of another node", cat(
+			onNode("n1", add(1, "s1", 1, history.OK)), pl(history.Invoke, "n2"), pl(history.Info, "n2"), finalRead(3, "s1", nil)),
+			"add of 1 (key s1) by process 1 was acknowledged by n1 at 0.002s, but the final read of s1 by process 3 at 0.006s found it absent."},
+		{"power loss over before the acknowledgement", cat(
+			pl(history.Invoke, "n1"), pl(history.Info, "n1"), onNode("n1", add(1, "s1", 1, history.OK)), finalRead(3, "s1", nil)),
+			"add of 1 (key s1) by process 1 was acknowledged by n1 at 0.004s, but the final read of s1 by process 3 at 0.006s found it absent."},
+		{"acknowledged while the power went", cat(
+			inv(1, "add", "s1", 1), pl(history.Invoke, "n1"), ok(1, "add", "s1", 1), pl(history.Info, "n1"), finalRead(3, "s1", nil)),
+			"add of 1 (key s1) by process 1 was acknowledged at 0.003s, but the final read of s1 by process 3 at 0.006s found it absent."},
+		{"acknowledged by n1 while the power went", cat(
+			onNode("n1", []history.Op{inv(1, "add", "s1", 1)}), pl(history.Invoke, "n1"), onNode("n1", []history.Op{ok(1, "add", "s1", 1)}), pl(history.Info, "n1"), finalRead(3, "s1", nil)),
+			"add of 1 (key s1) by process 1 was acknowledged by n1 at 0.003s, but the final read of s1 by process 3 at 0.006s found it absent; n1 lost power between 0.002s and 0.004s, before syncing it."},
+		{"power loss that failed", cat(
+			onNode("n1", add(1, "s1", 1, history.OK)), pl(history.Invoke, "n1"),
+			history.Op{Type: history.Info, Process: history.NemesisProcess, F: history.FPowerLoss, Value: val(history.Fault{Kind: "power-loss", Targets: []string{}}), Error: "no such container"},
+			finalRead(3, "s1", nil)),
+			"add of 1 (key s1) by process 1 was acknowledged by n1 at 0.002s, but the final read of s1 by process 3 at 0.006s found it absent."},
+		{"power loss that never completed", cat(
+			onNode("n1", add(1, "s1", 1, history.OK)), finalRead(3, "s1", nil), pl(history.Invoke, "n1")),
+			"add of 1 (key s1) by process 1 was acknowledged by n1 at 0.002s, but the final read of s1 by process 3 at 0.004s found it absent."},
+		{"power loss of every node, never completed", cat(
+			onNode("n1", add(1, "s1", 1, history.OK)), pl(history.Invoke, "n1", "n2", "n3"), finalRead(3, "s1", nil)),
+			"add of 1 (key s1) by process 1 was acknowledged by n1 at 0.002s, but the final read of s1 by process 3 at 0.005s found it absent; n1 lost power at 0.003s, before syncing it."},
+		{"corruption of the acknowledging node", cat(
+			onNode("n1", add(1, "s1", 1, history.OK)), nem(history.Invoke, history.FCorrupt, history.Fault{Kind: "corrupt", Targets: []string{"n1"}}),
+			nem(history.Info, history.FCorrupt, corrupt), finalRead(3, "s1", nil)),
+			"add of 1 (key s1) by process 1 was acknowledged by n1 at 0.002s, but the final read of s1 by process 3 at 0.006s found it absent; n1 was stopped and its file wal/1.log was corrupted (bitflip at 4096) at 0.003s."},
+		{"the first of two power losses", cat(
+			onNode("n1", add(1, "s1", 1, history.OK)), pl(history.Invoke, "n1"), pl(history.Info, "n1"),
+			start(history.Invoke, "n1"), start(history.Info, "n1"), pl(history.Invoke, "n1"), pl(history.Info, "n1"), finalRead(3, "s1", nil)),
+			"add of 1 (key s1) by process 1 was acknowledged by n1 at 0.002s, but the final read of s1 by process 3 at 0.010s found it absent; n1 lost power at 0.003s, before syncing it."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := Check(context.Background(), tc.ops, Options{})
+			if res.Set == nil || res.Set.Lost != 1 || len(res.Set.LostElements) != 1 {
+				t.Fatalf("set %+v, want one lost element", res.Set)
+			}
+			if got := res.Set.LostElements[0].Explanation; got != tc.want {
+				t.Errorf("explanation\n %q\nwant\n %q", got, tc.want)
+			}
+		})
+	}
+}
