@@ -32,7 +32,7 @@ type nemesisRow struct {
 
 // faultSpan is a fault in effect during [Start, End): shaded in the plots.
 type faultSpan struct {
-	Kind   string // partition, kill, pause, packet, or the f of another nemesis
+	Kind   string // partition, kill, pause, packet, power-loss, corrupt, or the f of another nemesis
 	Label  string // short: "partition n1 n2 | n3 n4 n5"
 	Start  int64
 	End    int64
@@ -43,10 +43,21 @@ type faultSpan struct {
 // nodeSpan is a state of one node during [Start, End).
 type nodeSpan struct {
 	Node   string
-	State  string // killed, paused, partitioned, packet, clock, strobe
-	Detail string // "cut off from n3 n4 n5", "clock -12.3s", "clock strobe +28.9s"
+	State  string // killed, paused, partitioned, packet, clock, strobe, power lost, corrupted
+	Detail string // "cut off from n3 n4 n5", "clock -12.3s", "clock strobe +28.9s", "corrupted: wal/1.log bitflip at 4096"
 	Start  int64
 	End    int64
+}
+
+// text describes the state for a reader: the detail of a partition, a
+// clock offset or a corruption ("corrupted: wal/1.log bitflip at 4096"),
+// else the state's name.
+func (s nodeSpan) text() string {
+	switch s.State {
+	case "partitioned", "clock", "strobe", "corrupted":
+		return s.Detail
+	}
+	return s.State
 }
 
 // analysis is what the report needs from a history besides the checker's
@@ -166,24 +177,6 @@ func splitNum(s string) (string, int) {
 	return s[:i], n
 }
 
-// nodeList decodes a nemesis value that is a list of nodes.
-func nodeList(v json.RawMessage) []string {
-	var ns []string
-	if json.Unmarshal(v, &ns) != nil {
-		return nil
-	}
-	return ns
-}
-
-// grudge decodes a partition value: node -> nodes whose packets it drops.
-func grudge(v json.RawMessage) map[string][]string {
-	var g map[string][]string
-	if json.Unmarshal(v, &g) != nil {
-		return nil
-	}
-	return g
-}
-
 // describeGrudge summarises a partition: "n1 n2 | n3 n4 n5" when the
 // nodes fall into groups that cannot talk to each other, otherwise a
 // sentence about a partial partition.
@@ -230,180 +223,156 @@ func describeGrudge(g map[string][]string, nodes []string) string {
 	return "partial: every node still reaches some others"
 }
 
-// buildFaults turns the nemesis rows into fault spans and node states.
-func (a *analysis) buildFaults(known map[string]bool) {
-	var allNodes []string
-	for n := range known {
-		allNodes = append(allNodes, n)
+// Node states of the node-state timeline, by the fault kind that causes
+// them; a kind not named here shows as a state of its own name.
+var stateOfKind = map[string]string{
+	"partition":        "partitioned",
+	"packet":           "packet",
+	"kill":             "killed",
+	"pause":            "paused",
+	history.FPowerLoss: "power lost",
+	history.FCorrupt:   "corrupted",
+	"clock":            "clock",
+}
+
+// stateOf returns the node state that a fault of kind puts a node in.
+func stateOf(kind string) string {
+	if st, ok := stateOfKind[kind]; ok {
+		return st
 	}
-	sortNodes(allNodes)
-	openFault := map[string]int{}           // kind -> index into a.faults of the open span
-	openNode := map[string]map[string]int{} // state -> node -> index into a.nodeSpans
-	startNode := func(node, state, detail string, t int64) {
-		known[node] = true
-		if openNode[state] == nil {
-			openNode[state] = map[string]int{}
-		}
-		if _, ok := openNode[state][node]; ok {
-			return
-		}
-		openNode[state][node] = len(a.nodeSpans)
-		a.nodeSpans = append(a.nodeSpans, nodeSpan{Node: node, State: state, Detail: detail, Start: t, End: -1})
+	return kind
+}
+
+// decodeRow returns the typed description of a nemesis row (what was
+// done, else what was planned) and the kind of fault it starts or ends. A
+// value that is not what its op name promises (a Jepsen nemesis's own
+// value, say) gives a Fault with only the kind the op name implies; the
+// kind of an op that history does not know is its name without start- or
+// stop-.
+func decodeRow(r nemesisRow) (history.Fault, string) {
+	v := r.Done
+	if history.IsNull(v) {
+		v = r.Plan
 	}
-	endNode := func(node, state string, t int64) {
-		if i, ok := openNode[state][node]; ok {
-			a.nodeSpans[i].End = t
-			delete(openNode[state], node)
-		}
+	op := history.Op{Type: history.Info, Process: history.NemesisProcess, F: r.F, Value: v}
+	f, err := history.DecodeFault(op)
+	if err != nil {
+		op.Value = nil
+		f, _ = history.DecodeFault(op)
 	}
-	startFault := func(kind, label string, t int64, nodes []string) {
-		if i, ok := openFault[kind]; ok {
-			// A second fault of the same kind while one is open: widen it.
-			f := &a.faults[i]
-			for _, n := range nodes {
-				f.nodes[n] = true
-			}
-			return
-		}
-		f := faultSpan{Kind: kind, Label: label, Start: t, End: -1, nodes: map[string]bool{}}
+	kind := f.Kind
+	if kind == "" {
+		kind = strings.TrimPrefix(strings.TrimPrefix(r.F, "start-"), "stop-")
+	}
+	return f, kind
+}
+
+// heals reports whether the nemesis op f ends faults rather than starting
+// one: stop-..., resume and reset-clock. start, which restarts nodes, and
+// Jepsen's stop are handled apart (faultBuilder.restart).
+func heals(f string) bool {
+	return strings.HasPrefix(f, "stop-") || f == history.FResume || f == history.FResetClock
+}
+
+// faultBuilder turns nemesis rows into fault spans and node states.
+type faultBuilder struct {
+	a         *analysis
+	known     map[string]bool
+	allNodes  []string
+	openFault map[string]int            // kind -> index into a.faults of the open span
+	openNode  map[string]map[string]int // state -> node -> index into a.nodeSpans
+	down      map[string]bool           // kinds that took nodes down: a start of the nodes ends them
+}
+
+func (b *faultBuilder) startNode(node, state, detail string, t int64) {
+	b.known[node] = true
+	if b.openNode[state] == nil {
+		b.openNode[state] = map[string]int{}
+	}
+	if _, ok := b.openNode[state][node]; ok {
+		return
+	}
+	b.openNode[state][node] = len(b.a.nodeSpans)
+	b.a.nodeSpans = append(b.a.nodeSpans, nodeSpan{Node: node, State: state, Detail: detail, Start: t, End: -1})
+}
+
+func (b *faultBuilder) endNode(node, state string, t int64) {
+	if i, ok := b.openNode[state][node]; ok {
+		b.a.nodeSpans[i].End = t
+		delete(b.openNode[state], node)
+	}
+}
+
+// endState ends state on every node in it.
+func (b *faultBuilder) endState(state string, t int64) {
+	for n := range maps(b.openNode[state]) {
+		b.endNode(n, state, t)
+	}
+}
+
+func (b *faultBuilder) startFault(kind, label string, t int64, nodes []string) {
+	if i, ok := b.openFault[kind]; ok {
+		// A second fault of the same kind while one is open: widen it.
+		f := &b.a.faults[i]
 		for _, n := range nodes {
 			f.nodes[n] = true
 		}
-		openFault[kind] = len(a.faults)
-		a.faults = append(a.faults, f)
+		return
 	}
-	endFault := func(kind string, t int64, nodes []string, all bool) {
-		i, ok := openFault[kind]
-		if !ok {
-			return
-		}
-		f := &a.faults[i]
-		for _, n := range nodes {
-			delete(f.nodes, n)
-		}
-		if all || len(f.nodes) == 0 {
-			f.End, f.Healed = t, true
-			delete(openFault, kind)
-		}
+	f := faultSpan{Kind: kind, Label: label, Start: t, End: -1, nodes: map[string]bool{}}
+	for _, n := range nodes {
+		f.nodes[n] = true
 	}
-	done := func(r nemesisRow) json.RawMessage {
-		if !history.IsNull(r.Done) {
-			return r.Done
-		}
-		return r.Plan
+	b.openFault[kind] = len(b.a.faults)
+	b.a.faults = append(b.a.faults, f)
+}
+
+// endFault ends the open fault of kind on nodes, and the fault itself
+// when all is set or no node is left in it.
+func (b *faultBuilder) endFault(kind string, t int64, nodes []string, all bool) {
+	i, ok := b.openFault[kind]
+	if !ok {
+		return
 	}
+	f := &b.a.faults[i]
+	for _, n := range nodes {
+		delete(f.nodes, n)
+	}
+	if all || len(f.nodes) == 0 {
+		f.End, f.Healed = t, true
+		delete(b.openFault, kind)
+	}
+}
+
+// instant records an action that is over when it completes (a clock bump)
+// as a span of its own length.
+func (b *faultBuilder) instant(r nemesisRow, end int64) {
+	b.a.faults = append(b.a.faults, faultSpan{Kind: r.F, Label: r.F, Start: r.Start, End: end, Healed: true})
+}
+
+// buildFaults turns the nemesis rows into fault spans and node states,
+// from each op's typed description (history.DecodeFault): which ops start
+// and which end faults is told by their names, what they did by their
+// description.
+func (a *analysis) buildFaults(known map[string]bool) {
+	b := &faultBuilder{a: a, known: known, openFault: map[string]int{}, openNode: map[string]map[string]int{}, down: map[string]bool{}}
+	for n := range known {
+		b.allNodes = append(b.allNodes, n)
+	}
+	sortNodes(b.allNodes)
 	for _, r := range a.rows {
 		end := r.End
 		if end < 0 {
 			end = a.end
 		}
-		switch r.F {
-		case "start-partition":
-			g := grudge(done(r))
-			startFault("partition", "partition "+describeGrudge(g, allNodes), r.Start, nil)
-			for _, n := range sortedKeys(g) {
-				if len(g[n]) > 0 {
-					startNode(n, "partitioned", "cut off from "+strings.Join(g[n], " "), r.Start)
-				}
-			}
-		case "stop-partition":
-			endFault("partition", end, nil, true)
-			for n := range maps(openNode["partitioned"]) {
-				endNode(n, "partitioned", end)
-			}
-		case "kill", "pause":
-			state := map[string]string{"kill": "killed", "pause": "paused"}[r.F]
-			ns := nodeList(done(r))
-			startFault(r.F, r.F+" "+strings.Join(ns, " "), r.Start, ns)
-			for _, n := range ns {
-				startNode(n, state, r.F, r.Start)
-			}
-		case "start", "stop":
-			// Jepsen's generic nemesis (a partition, most often) logs
-			// :start and :stop with no node list; ours logs start with the
-			// nodes it restarts after a kill.
-			if _, killed := openFault["kill"]; r.F == "start" && (killed || nodeList(done(r)) != nil) {
-				ns := nodeList(done(r))
-				endFault("kill", end, ns, false)
-				for _, n := range ns {
-					endNode(n, "killed", end)
-				}
-				continue
-			}
-			if r.F == "start" {
-				startFault("nemesis", "nemesis", r.Start, nil)
-			} else {
-				endFault("nemesis", end, nil, true)
-			}
-		case "resume":
-			kind := map[string]string{"start": "kill", "resume": "pause"}[r.F]
-			state := map[string]string{"start": "killed", "resume": "paused"}[r.F]
-			ns := nodeList(done(r))
-			endFault(kind, end, ns, false)
-			for _, n := range ns {
-				endNode(n, state, end)
-			}
-		case "start-packet":
-			ns, detail := packetNodes(done(r))
-			if len(ns) == 0 {
-				ns = allNodes
-			}
-			startFault("packet", "packet "+detail, r.Start, nil)
-			for _, n := range ns {
-				startNode(n, "packet", detail, r.Start)
-			}
-		case "stop-packet":
-			endFault("packet", end, nil, true)
-			for n := range maps(openNode["packet"]) {
-				endNode(n, "packet", end)
-			}
-		case "bump-clock":
-			// Offsets are absolute and stay until the node's next bump,
-			// a reset or the end.
-			for node, off := range clockPlan(done(r)) {
-				endNode(node, "clock", r.Start)
-				if off != 0 {
-					startNode(node, "clock", "clock "+signedSeconds(off), r.Start)
-				}
-			}
-			a.faults = append(a.faults, faultSpan{Kind: r.F, Label: r.F, Start: r.Start, End: end, Healed: true})
-		case "strobe-clock":
-			var st struct {
-				Nodes    []string `json:"nodes"`
-				Delta    string   `json:"delta"`
-				Duration string   `json:"duration"`
-			}
-			_ = json.Unmarshal(done(r), &st)
-			delta, _ := time.ParseDuration(st.Delta)
-			dur, _ := time.ParseDuration(st.Duration)
-			for _, node := range st.Nodes {
-				known[node] = true
-				a.nodeSpans = append(a.nodeSpans, nodeSpan{Node: node, State: "strobe",
-					Detail: "clock strobe " + signedSeconds(delta), Start: r.Start, End: r.Start + int64(dur)})
-			}
-			a.faults = append(a.faults, faultSpan{Kind: r.F, Label: r.F, Start: r.Start, End: end, Healed: true})
-		case "reset-clock":
-			for node := range maps(openNode["clock"]) {
-				endNode(node, "clock", end)
-			}
-			for i := range a.nodeSpans {
-				if sp := &a.nodeSpans[i]; sp.State == "strobe" && sp.End > end {
-					sp.End = end
-				}
-			}
-			a.faults = append(a.faults, faultSpan{Kind: r.F, Label: r.F, Start: r.Start, End: end, Healed: true})
+		f, kind := decodeRow(r)
+		switch {
+		case r.F == history.FStart || r.F == "stop":
+			b.restart(r, f, end)
+		case heals(r.F):
+			b.heal(r, f, kind, end)
 		default:
-			kind, ok := strings.CutPrefix(r.F, "start-")
-			if ok {
-				startFault(kind, kind, r.Start, nil)
-				continue
-			}
-			if kind, ok := strings.CutPrefix(r.F, "stop-"); ok {
-				endFault(kind, end, nil, true)
-				continue
-			}
-			// An instant action (bump-clock, ...): a span of its own length.
-			a.faults = append(a.faults, faultSpan{Kind: r.F, Label: r.F, Start: r.Start, End: end, Healed: true})
+			b.inject(r, f, kind, end)
 		}
 	}
 	for i := range a.faults {
@@ -418,18 +387,139 @@ func (a *analysis) buildFaults(known map[string]bool) {
 	}
 }
 
-// clockPlan decodes a bump-clock value: node -> offset from true time.
-func clockPlan(v json.RawMessage) map[string]time.Duration {
-	var plan map[string]string
-	if json.Unmarshal(v, &plan) != nil {
-		return nil
+// restart handles start and Jepsen's stop. Ours logs start with the nodes
+// it restarts, whatever took them down (kill, power-loss, corrupt);
+// Jepsen's generic nemesis (a partition, most often) logs :start and
+// :stop with no node list.
+func (b *faultBuilder) restart(r nemesisRow, f history.Fault, end int64) {
+	open := false
+	for kind := range b.openFault {
+		open = open || b.down[kind]
 	}
-	out := map[string]time.Duration{}
-	for node, s := range plan {
-		if d, err := time.ParseDuration(s); err == nil {
-			out[node] = d
+	if r.F == history.FStart && (open || f.Targets != nil) {
+		for _, kind := range sortedKinds(b.down) {
+			b.endFault(kind, end, f.Targets, false)
+			for _, n := range f.Targets {
+				b.endNode(n, stateOf(kind), end)
+			}
+		}
+		return
+	}
+	if r.F == history.FStart {
+		b.startFault("nemesis", "nemesis", r.Start, nil)
+	} else {
+		b.endFault("nemesis", end, nil, true)
+	}
+}
+
+// heal handles the ops that end faults: a stop-... ends every fault of its
+// kind, resume the pauses of its nodes, reset-clock every clock offset.
+func (b *faultBuilder) heal(r nemesisRow, f history.Fault, kind string, end int64) {
+	switch {
+	case kind == "clock":
+		b.endState("clock", end)
+		for i := range b.a.nodeSpans {
+			if sp := &b.a.nodeSpans[i]; sp.State == "strobe" && sp.End > end {
+				sp.End = end
+			}
+		}
+		b.instant(r, end)
+	case strings.HasPrefix(r.F, "stop-"):
+		b.endFault(kind, end, nil, true)
+		b.endState(stateOf(kind), end)
+	default:
+		b.endFault(kind, end, f.Targets, false)
+		for _, n := range f.Targets {
+			b.endNode(n, stateOf(kind), end)
 		}
 	}
+}
+
+// inject handles the ops that start faults, by what their description
+// holds: a grudge, a packet fault, clock offsets or a strobe, or the nodes
+// a fault took down or paused (with the damage done to a file).
+func (b *faultBuilder) inject(r nemesisRow, f history.Fault, kind string, end int64) {
+	a := b.a
+	switch {
+	case kind == "partition":
+		b.startFault(kind, "partition "+describeGrudge(f.Grudge, b.allNodes), r.Start, nil)
+		for _, n := range sortedKeys(f.Grudge) {
+			if len(f.Grudge[n]) > 0 {
+				b.startNode(n, stateOf(kind), "cut off from "+strings.Join(f.Grudge[n], " "), r.Start)
+			}
+		}
+	case kind == "packet":
+		ns, detail := f.Targets, describePacket(f.Packet)
+		if len(ns) == 0 {
+			ns = b.allNodes
+		}
+		b.startFault(kind, "packet "+detail, r.Start, nil)
+		for _, n := range ns {
+			b.startNode(n, stateOf(kind), detail, r.Start)
+		}
+	case kind == "clock":
+		// Offsets are absolute and stay until the node's next bump, a
+		// reset or the end; a strobe lasts its duration.
+		for _, node := range sortedOffsets(f.Offsets) {
+			off := time.Duration(f.Offsets[node])
+			b.endNode(node, "clock", r.Start)
+			if off != 0 {
+				b.startNode(node, "clock", "clock "+signedSeconds(off), r.Start)
+			}
+		}
+		if st := f.Strobe; st != nil {
+			for _, node := range f.Targets {
+				b.known[node] = true
+				a.nodeSpans = append(a.nodeSpans, nodeSpan{Node: node, State: "strobe",
+					Detail: "clock strobe " + signedSeconds(st.Delta), Start: r.Start, End: r.Start + int64(st.Duration)})
+			}
+		}
+		b.instant(r, end)
+	case f.Targets != nil || (stateOfKind[kind] != "" && !strings.HasPrefix(r.F, "start-")):
+		// Nodes taken down (kill, power-loss, corrupt, and kinds added
+		// later) until a start of them, or paused until a resume.
+		if kind != "pause" {
+			b.down[kind] = true
+		}
+		label := kind
+		if len(f.Targets) > 0 {
+			label += " " + strings.Join(f.Targets, " ")
+		}
+		detail := kind
+		if c := f.Corruption; c != nil {
+			label += " " + c.File
+			detail = fmt.Sprintf("%s: %s %s at %d", stateOf(kind), c.File, c.Kind, c.Offset)
+		}
+		b.startFault(kind, label, r.Start, f.Targets)
+		for _, n := range f.Targets {
+			b.startNode(n, stateOf(kind), detail, r.Start)
+		}
+	case strings.HasPrefix(r.F, "start-"):
+		b.startFault(kind, kind, r.Start, nil)
+	default:
+		// An action the history does not describe: a span of its own
+		// length.
+		b.instant(r, end)
+	}
+}
+
+// sortedKinds returns the kinds of m in order.
+func sortedKinds(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sortedOffsets returns the nodes of clock offsets in order.
+func sortedOffsets(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sortNodes(out)
 	return out
 }
 
@@ -477,26 +567,17 @@ func sortedKeys(g map[string][]string) []string {
 	return ks
 }
 
-// packetNodes decodes a start-packet value: the nodes it shapes (empty =
-// all) and a short description of the fault.
-func packetNodes(v json.RawMessage) ([]string, string) {
-	var p struct {
-		Nodes     []string `json:"nodes"`
-		Delay     string   `json:"delay"`
-		Jitter    string   `json:"jitter"`
-		Loss      float64  `json:"loss"`
-		Duplicate float64  `json:"duplicate"`
-		Reorder   float64  `json:"reorder"`
-		Corrupt   float64  `json:"corrupt"`
-	}
-	if json.Unmarshal(v, &p) != nil {
-		return nil, "shaped"
+// describePacket describes a packet fault in short: "delay 100ms±50ms,
+// loss 20%", or "shaped".
+func describePacket(p *history.Packet) string {
+	if p == nil {
+		return "shaped"
 	}
 	var parts []string
-	if p.Delay != "" {
-		d := "delay " + p.Delay
-		if p.Jitter != "" {
-			d += "±" + p.Jitter
+	if p.Delay != 0 {
+		d := "delay " + p.Delay.String()
+		if p.Jitter != 0 {
+			d += "±" + p.Jitter.String()
 		}
 		parts = append(parts, d)
 	}
@@ -509,9 +590,9 @@ func packetNodes(v json.RawMessage) ([]string, string) {
 		}
 	}
 	if len(parts) == 0 {
-		return p.Nodes, "shaped"
+		return "shaped"
 	}
-	return p.Nodes, strings.Join(parts, ", ")
+	return strings.Join(parts, ", ")
 }
 
 // faultsDuring returns the labels of the faults in effect at some moment
@@ -531,11 +612,7 @@ func (a *analysis) nodeStateAt(node string, t int64) string {
 	var out []string
 	for _, s := range a.nodeSpans {
 		if s.Node == node && s.Start <= t && t < s.End {
-			if s.State == "partitioned" || s.State == "clock" || s.State == "strobe" {
-				out = append(out, s.Detail)
-			} else {
-				out = append(out, s.State)
-			}
+			out = append(out, s.text())
 		}
 	}
 	return strings.Join(out, "; ")

@@ -45,6 +45,9 @@ func FuzzNemesisValues(f *testing.F) {
 	f.Add("start-packet", []byte(`{"nodes":["n2"],"delay":"10ms","loss":5}`), "stop-packet", []byte(`{}`))
 	f.Add("bump-clock", []byte(`{"n1":"-12.3s","n2":"1.5s"}`), "reset-clock", []byte(`["n1","n2"]`))
 	f.Add("start", []byte(`["isolated",{"n1":["n2","n3"]}]`), "stop", []byte(`"fully connected"`)) // Jepsen's generic nemesis
+	f.Add("power-loss", []byte(`{"kind":"power-loss","nodes":["n1","n2"]}`), "start", []byte(`["n1"]`))
+	f.Add("corrupt", []byte(`{"kind":"corrupt","nodes":["n2"],"corruption":{"file":"raft.db","offset":0,"kind":"truncate","length":9}}`), "kill", []byte(`["n2"]`))
+	f.Add("disk-full", []byte(`{"kind":"disk-full","nodes":["n1"]}`), "stop-disk-full", []byte(`null`)) // a kind added later
 	f.Add("strobe-clock", []byte(`{"nodes":["n2"],"delta":"28.9s","period":"10ms","duration":"10s"}`), "bump-clock", []byte(`{"n2":"0s"}`))
 	f.Fuzz(func(t *testing.T, f1 string, v1 []byte, f2 string, v2 []byte) {
 		if !json.Valid(v1) || !json.Valid(v2) {

@@ -58,6 +58,10 @@ func faultColor(kind string) color.Color {
 		return color.NRGBA{240, 228, 66, 90}
 	case "packet":
 		return color.NRGBA{148, 103, 189, 55}
+	case "power-loss":
+		return color.NRGBA{204, 102, 119, 60}
+	case "corrupt":
+		return color.NRGBA{153, 153, 51, 70}
 	}
 	return color.NRGBA{128, 128, 128, 50}
 }
@@ -77,6 +81,10 @@ func stateColor(state string) color.Color {
 		return color.NRGBA{0, 158, 115, 255}
 	case "strobe":
 		return color.NRGBA{204, 121, 167, 255}
+	case "power lost":
+		return color.NRGBA{204, 102, 119, 255}
+	case "corrupted":
+		return color.NRGBA{153, 153, 51, 255}
 	}
 	return color.NRGBA{128, 128, 128, 255}
 }
@@ -91,7 +99,7 @@ type legendItem struct {
 // order, with their colours.
 func nodeLegend(a *analysis) []legendItem {
 	var out []legendItem
-	for _, st := range []string{"partitioned", "packet", "clock", "strobe", "killed", "paused"} {
+	for _, st := range []string{"partitioned", "packet", "clock", "strobe", "killed", "power lost", "corrupted", "paused"} {
 		if slices.ContainsFunc(a.nodeSpans, func(s nodeSpan) bool { return s.State == st }) {
 			r, g, b, _ := stateColor(st).RGBA()
 			out = append(out, legendItem{Name: legendName(st), Color: template.CSS(fmt.Sprintf("#%02x%02x%02x", r>>8, g>>8, b>>8))})
@@ -448,11 +456,8 @@ func (l nodeLanes) Plot(c draw.Canvas, p *plot.Plot) {
 			x1 = x0 + 1.5
 		}
 		c.FillPolygon(stateColor(s.State), []vg.Point{{X: x0, Y: trY(y0)}, {X: x1, Y: trY(y0)}, {X: x1, Y: trY(y1)}, {X: x0, Y: trY(y1)}})
-		label := s.State
-		switch s.State {
-		case "partitioned":
-			label = s.Detail
-		case "clock", "strobe":
+		label := s.text()
+		if s.State == "clock" || s.State == "strobe" {
 			label = strings.TrimPrefix(s.Detail, "clock ")
 		}
 		if sty.Width(label)+4 < x1-x0 {

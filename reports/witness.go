@@ -361,7 +361,7 @@ func layoutDiagram(ops []witnessOp, faults []faultSpan) *diagram {
 
 func safeClass(s string) string {
 	switch s {
-	case "partition", "kill", "pause", "packet":
+	case "partition", "kill", "pause", "packet", "power-loss", "corrupt":
 		return s
 	}
 	return "other"
