@@ -430,3 +430,46 @@ func TestAnalyzeFaultDescriptions(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeLaneLabelRunsOn checks that a state too short for its label
+// (a 1 s power loss in a 60 s run) is still named on the timeline, the
+// label running on to the right; and that it stops before the next bar
+// in the same row.
+func TestNodeLaneLabelRunsOn(t *testing.T) {
+	pl := history.EncodeFault(history.FPowerLoss, history.Fault{Kind: "power-loss", Targets: []string{"n1"}})
+	start := history.EncodeFault(history.FStart, history.Fault{Targets: []string{"n1"}})
+	ops := func(next int64) []history.Op {
+		return []history.Op{
+			{Type: history.Invoke, Process: history.NemesisProcess, F: history.FPowerLoss, Value: pl, Time: 10 * sec},
+			{Type: history.Info, Process: history.NemesisProcess, F: history.FPowerLoss, Value: pl, Time: 10*sec + 1},
+			{Type: history.Invoke, Process: history.NemesisProcess, F: history.FStart, Value: start, Time: 11 * sec},
+			{Type: history.Info, Process: history.NemesisProcess, F: history.FStart, Value: start, Time: 11*sec + 1},
+			{Type: history.Invoke, Process: history.NemesisProcess, F: history.FKill, Value: history.MustValue([]string{"n1"}), Time: next},
+			{Type: history.Info, Process: history.NemesisProcess, F: history.FKill, Value: history.MustValue([]string{"n1"}), Time: next + 1},
+			{Type: history.Invoke, Process: history.Client(0), F: history.FRead, Key: "k", Node: "n2", Time: 59 * sec},
+			{Type: history.OK, Process: history.Client(0), F: history.FRead, Key: "k", Node: "n2", Time: 60 * sec},
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		next  int64 // when the next bar in n1's process row starts
+		label bool
+	}{
+		{"room to the right", 40 * sec, true},
+		{"the next bar too close", 11*sec + 100*int64(time.Millisecond), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := analyze(feed(ops(tc.next)), []string{"n1", "n2"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := nodesPlot(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(string(b), ">power lost</text>"); got != tc.label {
+				t.Errorf("label drawn: %v, want %v", got, tc.label)
+			}
+		})
+	}
+}

@@ -440,16 +440,7 @@ func (l nodeLanes) Plot(c draw.Canvas, p *plot.Plot) {
 	sty.Color = color.Black
 	for _, s := range l.spans {
 		y := float64(l.lane(s.Node))
-		// Network states in the upper third of the lane, clock states in
-		// the middle, process states in the lower third, so that all
-		// show when they overlap.
-		y0, y1 := y-0.42, y-0.15
-		switch s.State {
-		case "partitioned", "packet":
-			y0, y1 = y+0.15, y+0.42
-		case "clock", "strobe":
-			y0, y1 = y-0.13, y+0.13
-		}
+		y0, y1 := y+laneRow(s.State)-0.135, y+laneRow(s.State)+0.135
 		x0 := max(trX(seconds(s.Start)), c.Min.X)
 		x1 := min(trX(seconds(s.End)), c.Max.X)
 		if x1-x0 < 1.5 {
@@ -460,10 +451,33 @@ func (l nodeLanes) Plot(c draw.Canvas, p *plot.Plot) {
 		if s.State == "clock" || s.State == "strobe" {
 			label = strings.TrimPrefix(s.Detail, "clock ")
 		}
-		if sty.Width(label)+4 < x1-x0 {
+		// A label longer than its bar runs on to the right, up to the
+		// next bar in the same row of the lane: a short power loss or a
+		// corruption still says what it was.
+		room := c.Max.X
+		for _, t := range l.spans {
+			if t.Node == s.Node && t.Start > s.Start && laneRow(t.State) == laneRow(s.State) {
+				room = min(room, trX(seconds(t.Start)))
+			}
+		}
+		if sty.Width(label)+4 < max(x1, room)-x0 {
 			c.FillText(sty, vg.Point{X: x0 + 2, Y: trY((y0 + y1) / 2)}, label)
 		}
 	}
+}
+
+// laneRow is where a node state is drawn in its node's lane, as an offset
+// from the lane's middle: network states in the upper third, clock states
+// in the middle, process states in the lower third, so that all show
+// when they overlap.
+func laneRow(state string) float64 {
+	switch state {
+	case "partitioned", "packet":
+		return 0.285
+	case "clock", "strobe":
+		return 0
+	}
+	return -0.285
 }
 
 // nodesPlot draws the node-state timeline, or nil if there is no nemesis
