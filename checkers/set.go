@@ -51,6 +51,11 @@ type SetResult struct {
 	Recovered  int `json:"recovered"`
 	Corrupted  int `json:"corrupted"`
 	NeverRead  int `json:"never_read"`
+	// LostAfterPowerLoss counts the lost elements whose add was
+	// acknowledged by a node that lost power afterwards, before the final
+	// read (a power-loss nemesis op naming it): the store answered before
+	// the write was durable.
+	LostAfterPowerLoss int `json:"lost_after_power_loss"`
 	// NeverReadAcknowledged counts acknowledged elements never read
 	// successfully; if non-zero and nothing is invalid, Valid is unknown.
 	NeverReadAcknowledged int `json:"never_read_acknowledged"`
@@ -196,6 +201,9 @@ func checkSet(all []history.Op, keys []string, events map[string][]int32) *SetRe
 	case r.Lost+r.Unexpected+r.Corrupted > 0:
 		r.Valid = Invalid
 		r.Explanation = fmt.Sprintf("%d lost, %d unexpected and %d corrupted of %d elements.", r.Lost, r.Unexpected, r.Corrupted, r.Attempted)
+		if r.LostAfterPowerLoss > 0 {
+			r.Explanation += fmt.Sprintf(" %d of the lost elements were acknowledged by a node that lost power before the final read: it answered before syncing them.", r.LostAfterPowerLoss)
+		}
 	case r.NeverReadAcknowledged > 0:
 		r.Valid = Unknown
 		r.Explanation = fmt.Sprintf("No element was lost among those read, but %d acknowledged elements were never read successfully, so whether they survived is unknown.", r.NeverReadAcknowledged)
@@ -261,8 +269,12 @@ func classify(r *SetResult, e *setElem, disk []diskFault) {
 		if e.addNode != "" {
 			by = " by " + e.addNode
 		}
+		cause, f := lossCause(disk, e.addNode, e.addTime, e.last.Time)
+		if f == history.FPowerLoss {
+			r.LostAfterPowerLoss++
+		}
 		push(&r.LostElements, fmt.Sprintf("%s was acknowledged%s at %s, but the final read of %s by process %s at %s found it absent%s.",
-			addDesc, by, sec(e.addTime), e.key, e.last.Process, sec(e.last.Time), lossCause(disk, e.addNode, e.addTime, e.last.Time)))
+			addDesc, by, sec(e.addTime), e.key, e.last.Process, sec(e.last.Time), cause))
 	case e.add == history.Info && present:
 		r.Recovered++
 		how := "ended with an unknown outcome (info) at " + sec(e.addTime)
@@ -333,11 +345,12 @@ func diskFaults(all []history.Op) []diskFault {
 
 // lossCause names the first power loss or corruption that hit node after
 // it acknowledged an add at ack and before the final read at read found
-// the element absent: "; n1 lost power at 14.000s, before syncing it".
-// It returns "" when none did or the node is unknown.
-func lossCause(disk []diskFault, node string, ack, read int64) string {
+// the element absent: "; n1 lost power at 14.000s, before syncing it",
+// and the f of that fault. It returns "" when none did or the node is
+// unknown.
+func lossCause(disk []diskFault, node string, ack, read int64) (string, string) {
 	if node == "" {
-		return ""
+		return "", ""
 	}
 	sec := func(t int64) string { return seconds(t, 3) }
 	for _, d := range disk {
@@ -352,7 +365,7 @@ func lossCause(disk []diskFault, node string, ack, read int64) string {
 			when = "between " + sec(d.from) + " and " + sec(d.to)
 		}
 		if d.f == history.FPowerLoss {
-			return fmt.Sprintf("; %s lost power %s, before syncing it", node, when)
+			return fmt.Sprintf("; %s lost power %s, before syncing it", node, when), d.f
 		}
 		what := "its files were"
 		if d.damage != nil {
@@ -362,7 +375,7 @@ func lossCause(disk []diskFault, node string, ack, read int64) string {
 		if d.damage != nil {
 			how = fmt.Sprintf(" (%s at %d)", d.damage.Kind, d.damage.Offset)
 		}
-		return fmt.Sprintf("; %s was stopped and %s corrupted%s %s", node, what, how, when)
+		return fmt.Sprintf("; %s was stopped and %s corrupted%s %s", node, what, how, when), d.f
 	}
-	return ""
+	return "", ""
 }

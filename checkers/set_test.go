@@ -189,6 +189,13 @@ func TestSetLostExplanationNamesPowerLoss(t *testing.T) {
 			if got := res.Set.LostElements[0].Explanation; got != tc.want {
 				t.Errorf("explanation\n %q\nwant\n %q", got, tc.want)
 			}
+			wantPL := 0
+			if strings.Contains(tc.want, "lost power") {
+				wantPL = 1
+			}
+			if res.Set.LostAfterPowerLoss != wantPL || strings.Contains(res.Set.Explanation, "lost power") != (wantPL == 1) {
+				t.Errorf("lost after power loss %d, want %d; %s", res.Set.LostAfterPowerLoss, wantPL, res.Set.Explanation)
+			}
 		})
 	}
 }

@@ -238,7 +238,7 @@ func TestDurabilityFaults(t *testing.T) {
 	if lost < 10 || lost > checkers.MaxSetElements {
 		t.Fatalf("the synthetic run lost %d adds; want 10 to %d", lost, checkers.MaxSetElements)
 	}
-	if res.Valid != checkers.Invalid || s == nil || s.Lost != lost || len(s.LostElements) != lost || s.Unexpected+s.Corrupted != 0 {
+	if res.Valid != checkers.Invalid || s == nil || s.Lost != lost || s.LostAfterPowerLoss != lost || len(s.LostElements) != lost || s.Unexpected+s.Corrupted != 0 {
 		t.Fatalf("verdict %s, set %+v; want %d lost", res.Valid, s, lost)
 	}
 	for _, e := range s.LostElements {
@@ -253,7 +253,8 @@ func TestDurabilityFaults(t *testing.T) {
 	}
 	html := string(b)
 	for _, want := range []string{
-		fmt.Sprintf("Invalid: the store lost %d acknowledged writes", lost), "under power-loss, corrupt faults",
+		fmt.Sprintf("Invalid: the store lost %d acknowledged writes (%d of them acknowledged by a node that then lost power before syncing them), kept 0 writes", lost, lost),
+		"under power-loss, corrupt faults",
 		`id="nodes-plot"`, "power-loss n1", "corrupt n2 wal/1.log", // fault bands
 		">power lost</text>", ">corrupted: wal/1.log bitflip at 4096</text>", // lanes
 		"</i>power lost</span>", "</i>corrupted</span>", // legend

@@ -561,7 +561,11 @@ func verdictSentence(res *checkers.Result, a *analysis) (class, sentence string)
 		return "valid", fmt.Sprintf("Valid: all %d operations on %d keys fit one order consistent with real time (linearizable), %s.", opsOf(res), res.Keys, under)
 	case checkers.Invalid:
 		if s := res.Set; s != nil {
-			return "invalid", fmt.Sprintf("Invalid: the store lost %d acknowledged writes, kept %d writes it said had failed and returned %d values nobody wrote, %s.", s.Lost, s.Unexpected, s.Corrupted, under)
+			power := ""
+			if s.LostAfterPowerLoss > 0 {
+				power = fmt.Sprintf(" (%d of them acknowledged by a node that then lost power before syncing them)", s.LostAfterPowerLoss)
+			}
+			return "invalid", fmt.Sprintf("Invalid: the store lost %d acknowledged writes%s, kept %d writes it said had failed and returned %d values nobody wrote, %s.", s.Lost, power, s.Unexpected, s.Corrupted, under)
 		}
 		if l := res.Linear; l != nil && len(l.Failures) > 0 {
 			t := int64(-1)
