@@ -155,8 +155,14 @@ func (l *opLog) add(op history.Op) {
 
 func runSchedule(t *testing.T, kinds []Kind, seed int64, d time.Duration) (*memCluster, *Nemesis, []history.Op) {
 	t.Helper()
+	return runScheduleEvery(t, kinds, seed, d, 2*time.Millisecond)
+}
+
+// runScheduleEvery is runSchedule at the given interval.
+func runScheduleEvery(t *testing.T, kinds []Kind, seed int64, d, interval time.Duration) (*memCluster, *Nemesis, []history.Op) {
+	t.Helper()
 	m := newMem(5)
-	n, err := New(m, m, Options{Kinds: kinds, Interval: 2 * time.Millisecond, Seed: seed, Clocks: m})
+	n, err := New(m, m, Options{Kinds: kinds, Interval: interval, Seed: seed, Clocks: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +326,9 @@ func TestScheduleReproducible(t *testing.T) {
 // force together, those of one family never are, and a clock fault never
 // targets a node that is down.
 func TestFamiliesOverlap(t *testing.T) {
-	_, _, ops := runSchedule(t, Kinds, 5, 400*time.Millisecond)
+	// A 10 ms interval, not runSchedule's 2 ms: on a loaded machine,
+	// timers late by a millisecond blur the families' phases.
+	_, _, ops := runScheduleEvery(t, Kinds, 5, time.Second, 10*time.Millisecond)
 	var partition, process bool
 	down := map[string]bool{}
 	var clockDuringPartition, clockDuringProcess, partitionDuringProcess bool
