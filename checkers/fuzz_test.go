@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,14 @@ func FuzzCheck(f *testing.F) {
 {"index":1,"type":"ok","process":0,"f":"add","key":"s1","value":1,"time":2}
 {"index":2,"type":"invoke","process":1,"f":"read","key":"s1","value":null,"time":3}
 {"index":3,"type":"ok","process":1,"f":"read","key":"s1","value":null,"time":4}`,
+		`{"index":0,"type":"invoke","process":0,"f":"add","key":"s1","value":1,"time":1,"node":"n1"}
+{"index":1,"type":"ok","process":0,"f":"add","key":"s1","value":1,"time":2,"node":"n1"}
+{"index":2,"type":"invoke","process":"nemesis","f":"power-loss","value":{"kind":"power-loss","nodes":["n1"]},"time":3}
+{"index":3,"type":"info","process":"nemesis","f":"power-loss","value":{"kind":"power-loss","nodes":["n1"]},"time":4}
+{"index":4,"type":"invoke","process":"nemesis","f":"corrupt","value":{"kind":"corrupt","nodes":["n1"]},"time":5}
+{"index":5,"type":"info","process":"nemesis","f":"corrupt","value":{"kind":"corrupt","nodes":["n1"],"corruption":{"file":"wal","offset":1,"kind":"bitflip","length":1}},"time":6}
+{"index":6,"type":"invoke","process":1,"f":"read","key":"s1","value":null,"time":7}
+{"index":7,"type":"ok","process":1,"f":"read","key":"s1","value":null,"time":8}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s), "")
@@ -71,6 +80,9 @@ func FuzzCheck(f *testing.F) {
 		}
 		if _, err := json.Marshal(res); err != nil {
 			t.Fatalf("result does not encode: %v", err)
+		}
+		if strings.HasPrefix(res.Error, "internal error") {
+			t.Fatal(res.Error)
 		}
 		if res.Error == "" && res.Linear == nil && res.Set == nil {
 			t.Fatalf("no result for workload %q", workload)
