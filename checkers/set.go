@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/jepsen-go/jepsen/history"
 )
@@ -52,9 +53,9 @@ type SetResult struct {
 	Corrupted  int `json:"corrupted"`
 	NeverRead  int `json:"never_read"`
 	// LostAfterPowerLoss counts the lost elements whose add was
-	// acknowledged by a node that lost power afterwards, before the final
-	// read (a power-loss nemesis op naming it): the store answered before
-	// the write was durable.
+	// acknowledged before a power loss (a power-loss nemesis op, of the
+	// node that acknowledged it or of another) that came before the final
+	// read: the store answered before the write was durable.
 	LostAfterPowerLoss int `json:"lost_after_power_loss"`
 	// NeverReadAcknowledged counts acknowledged elements never read
 	// successfully; if non-zero and nothing is invalid, Valid is unknown.
@@ -202,7 +203,11 @@ func checkSet(all []history.Op, keys []string, events map[string][]int32) *SetRe
 		r.Valid = Invalid
 		r.Explanation = fmt.Sprintf("%d lost, %d unexpected and %d corrupted of %d elements.", r.Lost, r.Unexpected, r.Corrupted, r.Attempted)
 		if r.LostAfterPowerLoss > 0 {
-			r.Explanation += fmt.Sprintf(" %d of the lost elements were acknowledged by a node that lost power before the final read: it answered before syncing them.", r.LostAfterPowerLoss)
+			were := "were"
+			if r.LostAfterPowerLoss == 1 {
+				were = "was"
+			}
+			r.Explanation += fmt.Sprintf(" %d of the lost elements %s acknowledged before a power loss: the store answered before syncing them.", r.LostAfterPowerLoss, were)
 		}
 	case r.NeverReadAcknowledged > 0:
 		r.Valid = Unknown
@@ -269,8 +274,8 @@ func classify(r *SetResult, e *setElem, disk []diskFault) {
 		if e.addNode != "" {
 			by = " by " + e.addNode
 		}
-		cause, f := lossCause(disk, e.addNode, e.addTime, e.last.Time)
-		if f == history.FPowerLoss {
+		cause, powerLoss := lossCause(disk, e.addNode, e.addTime, e.last.Time)
+		if powerLoss {
 			r.LostAfterPowerLoss++
 		}
 		push(&r.LostElements, fmt.Sprintf("%s was acknowledged%s at %s, but the final read of %s by process %s at %s found it absent%s.",
@@ -345,37 +350,57 @@ func diskFaults(all []history.Op) []diskFault {
 
 // lossCause names the first power loss or corruption that hit node after
 // it acknowledged an add at ack and before the final read at read found
-// the element absent: "; n1 lost power at 14.000s, before syncing it",
-// and the f of that fault. It returns "" when none did or the node is
-// unknown.
-func lossCause(disk []diskFault, node string, ack, read int64) (string, string) {
-	if node == "" {
-		return "", ""
-	}
+// the element absent: "; n1 lost power at 14.000s, before syncing it".
+// When none hit node (or node is unknown), it names the first power loss
+// of other nodes in that time instead: "; n2 kept its power, but n1 lost
+// power at 24.068s, after the acknowledgement" (a store that forwards
+// writes to a primary loses them there). It returns "" when there was
+// none; powerLoss says whether it named a power loss.
+func lossCause(disk []diskFault, node string, ack, read int64) (cause string, powerLoss bool) {
 	sec := func(t int64) string { return seconds(t, 3) }
+	// The fault may have struck any time between its invocation and its
+	// completion: one that completed after the acknowledgement may have
+	// come after the store answered.
+	after := func(d diskFault) bool { return d.to > ack && d.from < read }
+	when := func(d diskFault) string {
+		if d.from < ack && d.to != math.MaxInt64 {
+			return "between " + sec(d.from) + " and " + sec(d.to)
+		}
+		return "at " + sec(d.from)
+	}
 	for _, d := range disk {
-		// The fault may have struck any time between its invocation and
-		// its completion: one that completed after the acknowledgement
-		// may have come after the store answered.
-		if d.node != node || d.to <= ack || d.from >= read {
+		if node == "" || d.node != node || !after(d) {
 			continue
 		}
-		when := "at " + sec(d.from)
-		if d.from < ack && d.to != math.MaxInt64 {
-			when = "between " + sec(d.from) + " and " + sec(d.to)
-		}
 		if d.f == history.FPowerLoss {
-			return fmt.Sprintf("; %s lost power %s, before syncing it", node, when), d.f
+			return fmt.Sprintf("; %s lost power %s, before syncing it", node, when(d)), true
 		}
-		what := "its files were"
+		what, how := "its files were", ""
 		if d.damage != nil {
 			what = fmt.Sprintf("its file %s was", d.damage.File)
-		}
-		how := ""
-		if d.damage != nil {
 			how = fmt.Sprintf(" (%s at %d)", d.damage.Kind, d.damage.Offset)
 		}
-		return fmt.Sprintf("; %s was stopped and %s corrupted%s %s", node, what, how, when), d.f
+		return fmt.Sprintf("; %s was stopped and %s corrupted%s %s", node, what, how, when(d)), false
 	}
-	return "", ""
+	for i, d := range disk {
+		if d.f != history.FPowerLoss || !after(d) {
+			continue
+		}
+		// The nodes of the same power loss (one op, one invocation time).
+		var nodes []string
+		for _, e := range disk[i:] {
+			if e.f == d.f && e.from == d.from && e.to == d.to {
+				nodes = append(nodes, e.node)
+			}
+		}
+		who := strings.Join(nodes, " and ")
+		if len(nodes) > 2 {
+			who = strings.Join(nodes[:len(nodes)-1], ", ") + " and " + nodes[len(nodes)-1]
+		}
+		if node == "" {
+			return fmt.Sprintf("; %s lost power %s, after the acknowledgement", who, when(d)), true
+		}
+		return fmt.Sprintf("; %s kept its power, but %s lost power %s, after the acknowledgement", node, who, when(d)), true
+	}
+	return "", false
 }

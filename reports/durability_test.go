@@ -253,7 +253,7 @@ func TestDurabilityFaults(t *testing.T) {
 	}
 	html := string(b)
 	for _, want := range []string{
-		fmt.Sprintf("Invalid: the store lost %d acknowledged writes (%d of them acknowledged by a node that then lost power before syncing them), kept 0 writes", lost, lost),
+		fmt.Sprintf("Invalid: the store lost %d acknowledged writes (%d of them acknowledged before a power loss), kept 0 writes", lost, lost),
 		"under power-loss, corrupt faults",
 		`id="nodes-plot"`, "power-loss n1", "corrupt n2 wal/1.log", // fault bands
 		">power lost</text>", ">corrupted: wal/1.log bitflip at 4096</text>", // lanes

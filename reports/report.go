@@ -563,7 +563,7 @@ func verdictSentence(res *checkers.Result, a *analysis) (class, sentence string)
 		if s := res.Set; s != nil {
 			power := ""
 			if s.LostAfterPowerLoss > 0 {
-				power = fmt.Sprintf(" (%d of them acknowledged by a node that then lost power before syncing them)", s.LostAfterPowerLoss)
+				power = fmt.Sprintf(" (%d of them acknowledged before a power loss)", s.LostAfterPowerLoss)
 			}
 			return "invalid", fmt.Sprintf("Invalid: the store lost %d acknowledged writes%s, kept %d writes it said had failed and returned %d values nobody wrote, %s.", s.Lost, power, s.Unexpected, s.Corrupted, under)
 		}
