@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"time"
 	"unsafe"
 
@@ -29,8 +30,20 @@ type logStore interface {
 // (and then acknowledged to a client) may live only in the kernel's page
 // cache. A killed process loses nothing; a machine that loses power (the
 // power-loss nemesis) loses what the kernel had not yet written back.
-func openLogStore(dir string, noFsync bool) (*raftboltdb.BoltStore, error) {
+//
+// bolt panics on some damaged files (a bad freelist page), or faults on
+// its memory map of a file cut short, instead of returning an error: both
+// are returned as an error naming the file (the fault through
+// debug.SetPanicOnFault), so that a node refuses to start on a corrupt
+// raft.db with one line saying so.
+func openLogStore(dir string, noFsync bool) (_ *raftboltdb.BoltStore, err error) {
 	path := filepath.Join(dir, "raft.db")
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("open %s: the file is corrupt: %v", path, p)
+		}
+	}()
 	s, err := raftboltdb.New(raftboltdb.Options{
 		Path:        path,
 		NoSync:      noFsync,
