@@ -32,6 +32,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jepsen-go/jepsen/history"
+	"github.com/jepsen-go/jepsen/targets"
 )
 
 // DefaultMaxBody is the default cap on a response body.
@@ -230,16 +231,6 @@ func (c *Client) Invoke(ctx context.Context, op history.Op) (done history.Op) {
 	return info(done, unexpected(op.F, res.status, res.buf.Bytes()))
 }
 
-func failed(op history.Op, why string) history.Op {
-	op.Type, op.Error = history.Fail, why
-	return op
-}
-
-func info(op history.Op, why string) history.Op {
-	op.Type, op.Error = history.Info, why
-	return op
-}
-
 // response is a read answer; buf belongs to the client's pool.
 type response struct {
 	status   int
@@ -365,18 +356,6 @@ func describe(ctx context.Context, err error, start time.Time, connected bool, d
 	return "broken connection: " + oneLine(msg, 200) + during
 }
 
-// round formats d for a message: to 10ms from 100ms up ("1s", "250ms"),
-// finer below.
-func round(d time.Duration) string {
-	switch {
-	case d >= 100*time.Millisecond:
-		return d.Round(10 * time.Millisecond).String()
-	case d >= 10*time.Millisecond:
-		return d.Round(time.Millisecond).String()
-	}
-	return d.Round(10 * time.Microsecond).String()
-}
-
 // decodeValue reads a GET answer {"value": V} and returns V compacted, nil
 // for null, or a problem.
 func decodeValue(body []byte) (json.RawMessage, string) {
@@ -462,22 +441,6 @@ func printable(b []byte, n int) string {
 	return s.String()
 }
 
-// clip quotes up to n bytes of b for a message.
-func clip(b []byte, n int) string {
-	if len(b) > n {
-		return strconv.Quote(string(b[:n])) + "..."
-	}
-	return strconv.Quote(string(b))
-}
-
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n] + "..."
-	}
-	return s
-}
-
 func size(n int) string {
 	if n%1024 == 0 {
 		return strconv.Itoa(n>>10) + " KiB"
@@ -530,3 +493,12 @@ func (c *Client) get(ctx context.Context, path string, max int, body *[]byte) (i
 	}
 	return resp.StatusCode, nil
 }
+
+// The completion and message helpers every protocol shares.
+var (
+	failed  = targets.Failed
+	info    = targets.Indeterminate
+	round   = targets.RoundDuration
+	clip    = targets.Clip
+	oneLine = targets.OneLine
+)

@@ -43,15 +43,12 @@
 package rediskv
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -393,64 +390,13 @@ func replicaState(role []any) (master, state string, ok bool) {
 	return master, state, true
 }
 
-func failed(op history.Op, why string) history.Op {
-	op.Type, op.Error = history.Fail, why
-	return op
-}
-
-func info(op history.Op, why string) history.Op {
-	op.Type, op.Error = history.Info, why
-	return op
-}
-
-// compact returns v as compact JSON text (null for an empty value), and
-// false if v is not JSON.
-func compact(v json.RawMessage) ([]byte, bool) {
-	if len(bytes.TrimSpace(v)) == 0 {
-		return []byte("null"), true
-	}
-	var b bytes.Buffer
-	if err := json.Compact(&b, v); err != nil {
-		return nil, false
-	}
-	return b.Bytes(), true
-}
-
-// decode returns a stored value as the op's value: nil for JSON null, or a
-// problem when the stored bytes are not JSON (not written by this harness).
-func decode(stored []byte) (json.RawMessage, string) {
-	v, ok := compact(stored)
-	if !ok {
-		return nil, "the stored value is not JSON: " + clip(stored, 40)
-	}
-	if history.IsNull(v) {
-		return nil, ""
-	}
-	return v, ""
-}
-
-// round formats d for a message.
-func round(d time.Duration) string {
-	switch {
-	case d >= 100*time.Millisecond:
-		return d.Round(10 * time.Millisecond).String()
-	case d >= 10*time.Millisecond:
-		return d.Round(time.Millisecond).String()
-	}
-	return d.Round(10 * time.Microsecond).String()
-}
-
-func clip(b []byte, n int) string {
-	if len(b) > n {
-		return strconv.Quote(string(b[:n])) + "..."
-	}
-	return strconv.Quote(string(b))
-}
-
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n] + "..."
-	}
-	return s
-}
+// The completion and message helpers every protocol shares.
+var (
+	failed  = targets.Failed
+	info    = targets.Indeterminate
+	compact = targets.CompactJSON
+	decode  = targets.DecodeStored
+	round   = targets.RoundDuration
+	clip    = targets.Clip
+	oneLine = targets.OneLine
+)
