@@ -3,6 +3,7 @@ package etcdkv
 import (
 	"context"
 	"encoding/json"
+	"github.com/jepsen-go/jepsen/targets/protocoltest"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -82,47 +83,6 @@ func startEtcd(tb testing.TB, n int, opts Options) (*docker.Cluster, map[string]
 		waitReady(tb, clients[node], 60*time.Second)
 	}
 	return cl, clients
-}
-
-// waitReady polls c.Ready as the harness does.
-func waitReady(tb testing.TB, c *Client, limit time.Duration) {
-	tb.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		err := c.Ready(context.Background())
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s not ready after %s: %v", c.opts.Node, limit, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func op(f, key string, v any) history.Op {
-	o := history.Op{Type: history.Invoke, Process: history.Client(1), F: f, Key: key}
-	if v != nil {
-		o.Value = history.MustValue(v)
-	}
-	return o
-}
-
-func invoke(c *Client, o history.Op) history.Op {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return c.Invoke(ctx, o)
-}
-
-// expect checks a completion's type, error and (for ok reads) value.
-func expect(t *testing.T, what string, got history.Op, typ history.Type, errText, value string) {
-	t.Helper()
-	if got.Type != typ || (errText != "" && got.Error != errText) {
-		t.Fatalf("%s: got %s %q (value %s), want %s %q", what, got.Type, got.Error, got.Value, typ, errText)
-	}
-	if got.F == history.FRead && typ == history.OK && string(got.Value) != value {
-		t.Fatalf("%s: read %s, want %s", what, got.Value, value)
-	}
 }
 
 // The single-node tests exercise the whole op model against a real etcd.
@@ -305,4 +265,17 @@ func benchConcurrent(b *testing.B, conc int, readsOnly bool, client func(i int) 
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+}
+
+// Shared helpers of the protocols' real-server tests.
+var (
+	op     = protocoltest.Op
+	expect = protocoltest.Expect
+)
+
+func invoke(c *Client, o history.Op) history.Op { return protocoltest.Invoke(c, o) }
+
+func waitReady(tb testing.TB, c *Client, limit time.Duration) {
+	tb.Helper()
+	protocoltest.WaitReady(tb, c.opts.Node, c, limit)
 }

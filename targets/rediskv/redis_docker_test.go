@@ -2,6 +2,7 @@ package rediskv
 
 import (
 	"context"
+	"github.com/jepsen-go/jepsen/targets/protocoltest"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,46 +77,6 @@ func startRedis(tb testing.TB, n int) (*docker.Cluster, map[string]*Client) {
 		waitReady(tb, c, 30*time.Second)
 	}
 	return cl, clients
-}
-
-// waitReady polls c.Ready as the harness does.
-func waitReady(tb testing.TB, c *Client, limit time.Duration) {
-	tb.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		err := c.Ready(context.Background())
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s not ready after %s: %v", c.opts.Node, limit, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func op(f, key string, v any) history.Op {
-	o := history.Op{Type: history.Invoke, Process: history.Client(1), F: f, Key: key}
-	if v != nil {
-		o.Value = history.MustValue(v)
-	}
-	return o
-}
-
-func invoke(c *Client, o history.Op) history.Op {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return c.Invoke(ctx, o)
-}
-
-func expect(t *testing.T, what string, got history.Op, typ history.Type, errText, value string) {
-	t.Helper()
-	if got.Type != typ || (errText != "" && got.Error != errText) {
-		t.Fatalf("%s: got %s %q (value %s), want %s %q", what, got.Type, got.Error, got.Value, typ, errText)
-	}
-	if got.F == history.FRead && typ == history.OK && string(got.Value) != value {
-		t.Fatalf("%s: read %s, want %s", what, got.Value, value)
-	}
 }
 
 func TestRedisSingleNode(t *testing.T) {
@@ -250,4 +211,17 @@ func BenchmarkRedis(b *testing.B) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+}
+
+// Shared helpers of the protocols' real-server tests.
+var (
+	op     = protocoltest.Op
+	expect = protocoltest.Expect
+)
+
+func invoke(c *Client, o history.Op) history.Op { return protocoltest.Invoke(c, o) }
+
+func waitReady(tb testing.TB, c *Client, limit time.Duration) {
+	tb.Helper()
+	protocoltest.WaitReady(tb, c.opts.Node, c, limit)
 }
