@@ -55,10 +55,11 @@ func (c *conn) Ready(ctx context.Context) error {
 	defer cancel()
 	status, err := c.get(ctx, path, 1<<10, nil)
 	switch {
-	case err != nil && (strings.HasPrefix(err.msg, "connection reset") || strings.HasPrefix(err.msg, "connection closed") ||
-		err.msg == "connection refused"):
-		// Docker's port proxy accepts, then drops the connection when
-		// nothing listens inside the container.
+	case err != nil && !strings.HasPrefix(err.msg, "timeout") && !strings.HasPrefix(err.msg, "canceled"):
+		// Refused, reset or closed before any answer: Docker's port
+		// proxy accepts, then drops the connection (reset, or "server
+		// closed idle connection" on a reused one) when nothing listens
+		// inside the container.
 		return fmt.Errorf("nothing answers on port %d (jepsen.yaml `port`) inside %s: %s", c.port, c.node, err.msg)
 	case err != nil:
 		return fmt.Errorf("GET %s on %s: %s", path, c.node, err.msg)
