@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -143,3 +144,29 @@ func TestThrowawayProtocol(t *testing.T) {
 		t.Errorf("unknown option: %v", err)
 	}
 }
+
+// TestCorruptExitIsNotAProblem: a node that will not start on the file the
+// corrupt fault damaged has answered that fault; any other exit is a
+// problem of the run.
+func TestCorruptExitIsNotAProblem(t *testing.T) {
+	val := history.EncodeFault(history.FCorrupt, history.Fault{Kind: "corrupt", Targets: []string{"n1"},
+		Corruption: &history.Corruption{File: "raft.db", Offset: 4096, Kind: "truncate"}})
+	start := time.Now()
+	r := &run{cfg: Config{Progress: io.Discard}, meta: &testMeta{}, cluster: &exitCluster{exits: []backend.Exit{
+		{Node: "n1", Code: 1, At: start.Add(20 * time.Second)},
+		{Node: "n2", Code: 1, At: start.Add(20 * time.Second)},
+	}}}
+	r.meta.Start = start
+	r.meta.Nemesis = []reports.Action{{F: history.FCorrupt, Value: val, Start: int64(10 * time.Second)}}
+	got := r.nodeExits()
+	if len(got) != 1 || got[0].Node != "n2" {
+		t.Fatalf("problems %+v, want n2's exit only", got)
+	}
+}
+
+type exitCluster struct {
+	memCluster
+	exits []backend.Exit
+}
+
+func (c *exitCluster) Exits() []backend.Exit { return c.exits }

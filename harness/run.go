@@ -481,8 +481,16 @@ func (r *run) verdict(ctx context.Context, exits []checkers.Problem) (*Outcome, 
 // problems of the run.
 func (r *run) nodeExits() []checkers.Problem {
 	var out []checkers.Problem
+	corrupted := r.corruptions()
 	for _, e := range r.cluster.Exits() {
 		at := e.At.Sub(r.meta.Start)
+		if c, ok := corrupted[e.Node]; ok && c.at <= int64(at) {
+			// A store may refuse to start on a damaged file: that is the
+			// corrupt fault's doing, and a fair answer to it.
+			r.progressf("jepsen: %s exited with status %d at %.1f s after the corrupt fault damaged %s (%s at %d): the store refused its damaged data (see nodes/%s.log)",
+				e.Node, e.Code, at.Seconds(), c.file, c.kind, c.offset, e.Node)
+			continue
+		}
 		msg := fmt.Sprintf("%s exited with status %d at %.1f s; no fault was acting on it (its last log lines follow; the whole log is nodes/%s.log)",
 			e.Node, e.Code, at.Seconds(), e.Node)
 		if len(e.Log) == 0 {
@@ -494,6 +502,34 @@ func (r *run) nodeExits() []checkers.Problem {
 		}
 		r.progressf("jepsen: %s", msg)
 		out = append(out, checkers.Problem{Kind: checkers.ProblemNodeExit, Node: e.Node, Example: -1, Time: int64(at), Log: log, Message: msg})
+	}
+	return out
+}
+
+// corruption is a corrupt fault as nodeExits needs it.
+type corruption struct {
+	at         int64 // ns since the test started
+	file, kind string
+	offset     int64
+}
+
+// corruptions returns, for each node, the first corrupt fault it
+// suffered, from the nemesis's actions.
+func (r *run) corruptions() map[string]corruption {
+	out := map[string]corruption{}
+	for _, a := range r.meta.Nemesis {
+		if a.F != history.FCorrupt || a.Error != "" {
+			continue
+		}
+		f, err := history.DecodeFault(history.Op{Process: history.NemesisProcess, F: a.F, Value: a.Value})
+		if err != nil || f.Corruption == nil {
+			continue
+		}
+		for _, n := range f.Targets {
+			if _, seen := out[n]; !seen {
+				out[n] = corruption{at: a.Start, file: f.Corruption.File, kind: f.Corruption.Kind, offset: f.Corruption.Offset}
+			}
+		}
 	}
 	return out
 }
