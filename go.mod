@@ -10,6 +10,8 @@ require (
 	gonum.org/v1/plot v0.17.0
 )
 
+require github.com/Azure/go-ansiterm v0.0.0-20261006220739-8c912ac31dd4 // indirect
+
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect
@@ -124,5 +126,4 @@ require (
 	golang.org/x/term v0.47.0
 	golang.org/x/time v0.16.0
 	google.golang.org/protobuf v1.36.12 // indirect
-	olympos.io/encoding/edn v0.0.0-20201019073823-d3554ca0b0a3
 )
