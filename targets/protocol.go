@@ -46,9 +46,11 @@ func NeverReady(err error) error { return &neverReady{err} }
 type neverReady struct{ err error }
 
 func (e *neverReady) Error() string        { return e.err.Error() }
-func (e *neverReady) Unwrap() []error      { return []error{e.err, ErrNeverReady} }
-func (e *neverReady) Permanent() bool      { return true }
+func (e *neverReady) Unwrap() error        { return e.err }
 func (e *neverReady) Is(target error) bool { return target == ErrNeverReady }
+
+// Permanent tells a backend's readiness wait to stop at once.
+func (e *neverReady) Permanent() bool { return true }
 
 // DialConfig is what a protocol needs to reach one node.
 type DialConfig struct {
