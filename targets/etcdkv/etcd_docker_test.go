@@ -42,32 +42,8 @@ func startEtcd(tb testing.TB, n int, opts Options) (*docker.Cluster, map[string]
 	if etcdImage.err != nil {
 		tb.Fatalf("build targets/etcd: %v", etcdImage.err)
 	}
-	nodes := spec.NodeNames(n)
-	run := dockertest.NewRun(tb, "etcdkv")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cl, err := docker.Start(ctx, docker.Config{
-		RunID: run, Image: etcdImage.ref, Nodes: nodes,
-		Command: func(node string) []string {
-			cmd, err := spec.CommandFor(node, nodes)
-			if err != nil {
-				panic(err)
-			}
-			return cmd
-		},
-		Env:     func(node string) []string { return spec.EnvFor(node, nodes, nil) },
-		Port:    spec.Port,
-		DataDir: spec.DataDir,
-		Log:     dockertest.Logger(tb),
-	})
-	if err != nil {
-		tb.Fatalf("start etcd: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := cl.Close(context.Background()); err != nil {
-			tb.Errorf("close cluster: %v", err)
-		}
-	})
+	cl := dockertest.StartSpec(tb, "etcdkv", etcdImage.ref, spec, n)
+	nodes := cl.Nodes()
 	clients := map[string]*Client{}
 	for _, node := range nodes {
 		o := opts

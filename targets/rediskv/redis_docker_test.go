@@ -43,32 +43,8 @@ func startRedis(tb testing.TB, n int) (*docker.Cluster, map[string]*Client) {
 	if redisImage.err != nil {
 		tb.Fatalf("build targets/redis: %v", redisImage.err)
 	}
-	nodes := spec.NodeNames(n)
-	run := dockertest.NewRun(tb, "rediskv")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cl, err := docker.Start(ctx, docker.Config{
-		RunID: run, Image: redisImage.ref, Nodes: nodes,
-		Command: func(node string) []string {
-			cmd, err := spec.CommandFor(node, nodes)
-			if err != nil {
-				panic(err)
-			}
-			return cmd
-		},
-		Env:     func(node string) []string { return spec.EnvFor(node, nodes, nil) },
-		Port:    spec.Port,
-		DataDir: spec.DataDir,
-		Log:     dockertest.Logger(tb),
-	})
-	if err != nil {
-		tb.Fatalf("start redis: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := cl.Close(context.Background()); err != nil {
-			tb.Errorf("close cluster: %v", err)
-		}
-	})
+	cl := dockertest.StartSpec(tb, "rediskv", redisImage.ref, spec, n)
+	nodes := cl.Nodes()
 	clients := map[string]*Client{}
 	for _, node := range nodes {
 		c := New(cl.Endpoint(node), Options{Node: node, Port: spec.Port, Concurrency: 10})

@@ -198,3 +198,39 @@ func (w tbWriter) Write(p []byte) (int, error) {
 	w.tb.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
 }
+
+// StartSpec starts n nodes of the target spec from image, with the spec's
+// command line, environment, port and data directory, under a run named
+// after runPrefix (see NewRun). The cluster is closed when the test ends.
+// Readiness is left to the caller's protocol client.
+func StartSpec(tb testing.TB, runPrefix, image string, spec *targets.Spec, n int) *docker.Cluster {
+	tb.Helper()
+	nodes := spec.NodeNames(n)
+	cmds := map[string][]string{}
+	for _, node := range nodes {
+		cmd, err := spec.CommandFor(node, nodes)
+		if err != nil {
+			tb.Fatalf("%s: %v", spec.Name, err)
+		}
+		cmds[node] = cmd
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl, err := docker.Start(ctx, docker.Config{
+		RunID: NewRun(tb, runPrefix), Image: image, Nodes: nodes,
+		Command: func(node string) []string { return cmds[node] },
+		Env:     func(node string) []string { return spec.EnvFor(node, nodes, nil) },
+		Port:    spec.Port,
+		DataDir: spec.DataDir,
+		Log:     Logger(tb),
+	})
+	if err != nil {
+		tb.Fatalf("start %s: %v", spec.Name, err)
+	}
+	tb.Cleanup(func() {
+		if err := cl.Close(context.Background()); err != nil {
+			tb.Errorf("close cluster: %v", err)
+		}
+	})
+	return cl
+}
